@@ -1,0 +1,3 @@
+from spikeforge.cli import main
+
+main()
