@@ -21,8 +21,13 @@ def step_to_time(n, dt: float):
     return (np.asarray(n) + 1) * dt
 
 
-def source_raster(source: SpikeSource | PoissonSource, dt: float, steps: int) -> np.ndarray:
-    """Boolean raster (steps, size) of one source."""
+def source_raster(
+    source: SpikeSource | PoissonSource, dt: float, steps: int, run_seed: int | None = None
+) -> np.ndarray:
+    """Boolean raster (steps, size) of one source.
+
+    A Poisson source draws from ``source.seed``; a ``run_seed`` (``spikeforge sim --seed``) is mixed in,
+    so one run seed changes every Poisson source at once and reproducibly."""
     raster = np.zeros((steps, source.size), dtype=bool)
     if isinstance(source, SpikeSource):
         for k, times in enumerate(source.spike_times):
@@ -37,7 +42,8 @@ def source_raster(source: SpikeSource | PoissonSource, dt: float, steps: int) ->
                     raster[n, k] = True
         return raster
     rate = np.broadcast_to(np.asarray(source.rate, dtype=float), (source.size,))
-    rng = np.random.default_rng(source.seed)
+    seed = source.seed if run_seed is None else np.random.SeedSequence([int(run_seed), int(source.seed)])
+    rng = np.random.default_rng(seed)
     draws = rng.random((steps, source.size))
     times = step_to_time(np.arange(steps), dt)
     stop = np.inf if source.stop is None else source.stop
@@ -46,6 +52,6 @@ def source_raster(source: SpikeSource | PoissonSource, dt: float, steps: int) ->
     return active & (draws < p)
 
 
-def network_input_rasters(network: Network, steps: int) -> dict[str, np.ndarray]:
+def network_input_rasters(network: Network, steps: int, run_seed: int | None = None) -> dict[str, np.ndarray]:
     """The raster of every source of the network, by label."""
-    return {s.label: source_raster(s, network.dt, steps) for s in network.sources}
+    return {s.label: source_raster(s, network.dt, steps, run_seed) for s in network.sources}
