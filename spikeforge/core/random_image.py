@@ -29,34 +29,33 @@ def random_image(config: CoreConfig, rng: np.random.Generator | int = 0, *, extr
         return rng.integers(lo, hi + 1, size=size)
 
     pr = img.profiles
+    pr["c_vdecay"][:] = coefs(int(0.80 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
+    pr["c_ie"][:] = coefs(int(0.05 * fx.COEF_ONE), int(1.2 * fx.COEF_ONE), P)
+    pr["c_ii"][:] = coefs(int(0.05 * fx.COEF_ONE), int(1.2 * fx.COEF_ONE), P)
+    pr["c_edecay"][:] = coefs(int(0.5 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
+    pr["c_idecay"][:] = coefs(int(0.5 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
+    pr["c_adecay"][:] = coefs(int(0.8 * fx.COEF_ONE), fx.COEF_ONE, P)
+    rest = rng.integers(vmin + span // 4, vmin + span // 2, P)
+    pr["v_rest"][:] = rest
+    pr["v_reset"][:] = rest - rng.integers(0, span // 32 + 1, P)
+    pr["v_thresh"][:] = rest + rng.integers(span // 64 + 1, span // 8, P)
+    pr["bias"][:] = rng.integers(-span // 256, span // 64, P)
+    pr["refrac"][:] = rng.integers(0, min(6, fx.umax(c.refrac_bits)) + 1, P)
+    pr["a_inc"][:] = rng.integers(0, max(1, span // 64), P) if c.adaptive_threshold else 0
     if extreme:
-        pr["c_vdecay"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["c_ie"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["c_ii"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["c_edecay"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["c_idecay"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["c_adecay"][:] = coefs(0, fx.COEF_MAX, P)
-        pr["v_rest"][:] = rng.integers(vmin, vmax + 1, P)
-        pr["bias"][:] = rng.integers(vmin, vmax + 1, P)
-        pr["v_reset"][:] = rng.integers(vmin, vmax + 1, P)
-        reachable = np.clip(pr["v_rest"] + pr["bias"] // 4 + rng.integers(0, span // 16, P), vmin, vmax)
-        pr["v_thresh"][:] = np.where(rng.random(P) < 0.7, reachable, rng.integers(vmin, vmax + 1, P))
-        pr["refrac"][:] = rng.choice([0, fx.umax(c.refrac_bits), rng.integers(0, fx.umax(c.refrac_bits) + 1)], P)
-        pr["a_inc"][:] = rng.integers(0, fx.umax(c.adapt_bits) + 1, P) if c.adaptive_threshold else 0
-    else:
-        pr["c_vdecay"][:] = coefs(int(0.80 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
-        pr["c_ie"][:] = coefs(int(0.05 * fx.COEF_ONE), int(1.2 * fx.COEF_ONE), P)
-        pr["c_ii"][:] = coefs(int(0.05 * fx.COEF_ONE), int(1.2 * fx.COEF_ONE), P)
-        pr["c_edecay"][:] = coefs(int(0.5 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
-        pr["c_idecay"][:] = coefs(int(0.5 * fx.COEF_ONE), fx.COEF_ONE - 1, P)
-        pr["c_adecay"][:] = coefs(int(0.8 * fx.COEF_ONE), fx.COEF_ONE, P)
-        rest = rng.integers(vmin + span // 4, vmin + span // 2, P)
-        pr["v_rest"][:] = rest
-        pr["v_reset"][:] = rest - rng.integers(0, span // 32 + 1, P)
-        pr["v_thresh"][:] = rest + rng.integers(span // 64 + 1, span // 8, P)
-        pr["bias"][:] = rng.integers(-span // 256, span // 64, P)
-        pr["refrac"][:] = rng.integers(0, min(6, fx.umax(c.refrac_bits)) + 1, P)
-        pr["a_inc"][:] = rng.integers(0, max(1, span // 64), P) if c.adaptive_threshold else 0
+        # Each field of each profile goes to an edge of its range with probability 0.3, so that
+        # saturation, full-scale coefficients and the longest refractory periods all occur while
+        # most neurons still spike.
+        edges = {
+            "c_vdecay": (0, fx.COEF_MAX), "c_ie": (0, fx.COEF_MAX), "c_ii": (0, fx.COEF_MAX),
+            "c_edecay": (0, fx.COEF_MAX), "c_idecay": (0, fx.COEF_MAX), "c_adecay": (0, fx.COEF_MAX),
+            "v_rest": (vmin, vmax), "bias": (vmin, vmax), "v_reset": (vmin, vmax), "v_thresh": (vmin, vmax),
+            "refrac": (0, fx.umax(c.refrac_bits)),
+            "a_inc": (0, fx.umax(c.adapt_bits) if c.adaptive_threshold else 0),
+        }
+        for name, (lo, hi) in edges.items():
+            hit = rng.random(P) < 0.3
+            pr[name][:] = np.where(hit, rng.choice([lo, hi, rng.integers(lo, hi + 1)], P), pr[name])
     pr["reset_subtract"][:] = rng.integers(0, 2, P)
     img.neuron_profile[:] = rng.integers(0, P, N)
 
