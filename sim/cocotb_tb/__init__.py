@@ -1,0 +1,1 @@
+"""cocotb testbench for the neuron core: driver, monitor, reference model, scoreboard."""
