@@ -17,6 +17,7 @@ import numpy as np
 
 ResetMode = Literal["to_v_reset", "subtract_threshold"]
 Receptor = Literal["excitatory", "inhibitory"]
+ConnectorKind = Literal["all_to_all", "one_to_one", "fixed_probability"]
 
 
 class NetworkError(ValueError):
@@ -124,6 +125,67 @@ class STDP:
     w_max: float = 1.0
 
 
+@dataclass(frozen=True)
+class Connector:
+    """A connection rule (PyNN's AllToAll/OneToOne/FixedProbability connectors) with one weight (nA)
+    and one delay (ms) for every synapse it makes.
+
+    The Projection's arrays (``weights``/``delays`` or ``connections``) are always the truth; a
+    Projection built from a rule keeps it in ``Projection.connector`` only so that a network file can
+    be written back in the compact form it was read in (``save_network`` writes the rule only while
+    ``expand`` still reproduces the arrays exactly, e.g. not after learning changed the weights).
+
+    ``fixed_probability`` draws one uniform number per (pre, post) pair from
+    ``numpy.random.default_rng(seed)`` in row-major order and connects where it is < ``p``: the same
+    seed gives the same synapses on every machine. ``allow_self_connections=False`` drops i -> i when a
+    population projects onto itself.
+    """
+
+    kind: ConnectorKind
+    weight: float
+    delay: float = 1.0
+    p: float | None = None
+    seed: int = 0
+    allow_self_connections: bool = True
+
+    def mask(self, pre_size: int, post_size: int, same_population: bool = False) -> np.ndarray:
+        """Boolean (pre_size, post_size): which pairs the rule connects."""
+        if self.kind == "all_to_all":
+            mask = np.ones((pre_size, post_size), dtype=bool)
+        elif self.kind == "one_to_one":
+            if pre_size != post_size:
+                raise NetworkError(
+                    f"one_to_one connects equal-sized groups, got pre size {pre_size} and post size "
+                    f"{post_size}; use all_to_all, fixed_probability or a connection list"
+                )
+            mask = np.eye(pre_size, dtype=bool)
+        elif self.kind == "fixed_probability":
+            if self.p is None or not 0.0 <= self.p <= 1.0:
+                raise NetworkError(f"fixed_probability needs p in [0, 1], got {self.p!r}")
+            mask = np.random.default_rng(self.seed).random((pre_size, post_size)) < self.p
+        else:
+            raise NetworkError(
+                f"unknown connector {self.kind!r}; use all_to_all, one_to_one or fixed_probability"
+            )
+        if same_population and not self.allow_self_connections:
+            np.fill_diagonal(mask, False)
+        return mask
+
+    def expand(self, pre_size: int, post_size: int, *, plastic: bool, same_population: bool = False) -> dict:
+        """The Projection fields the rule stands for: ``weights`` + ``delays`` (dense matrix, scalar
+        delay) or, for a plastic projection that does not connect every pair, ``connections`` -- a
+        dense plastic matrix makes every pair a (possibly zero-weight) synapse, which would lose the
+        rule's sparsity."""
+        mask = self.mask(pre_size, post_size, same_population)
+        if plastic and not mask.all():
+            i, j = np.nonzero(mask)
+            rows = np.column_stack(
+                [i, j, np.full(i.size, float(self.weight)), np.full(i.size, float(self.delay))]
+            ).astype(float).reshape(-1, 4)
+            return {"weights": None, "delays": 1.0, "connections": rows}  # delays unused with connections
+        return {"weights": np.where(mask, float(self.weight), 0.0), "delays": float(self.delay), "connections": None}
+
+
 @dataclass
 class Projection:
     """Synapses from ``pre`` (a population or source label) to ``post`` (a population label).
@@ -133,6 +195,7 @@ class Projection:
       scalar or a matrix of the same shape (ms);
     - ``connections``: array of rows (pre_index, post_index, weight nA, delay ms).
     Weights are magnitudes (>= 0); ``receptor`` says whether they excite or inhibit (PyNN convention).
+    ``connector``: the rule the arrays were generated from, if any (see Connector); informational.
     """
 
     pre: str
@@ -143,6 +206,7 @@ class Projection:
     receptor: Receptor = "excitatory"
     plasticity: STDP | None = None
     label: str | None = None
+    connector: Connector | None = None
 
     @property
     def name(self) -> str:

@@ -108,7 +108,8 @@ class GoldenCore:
 
         # Phase 3: threshold (with adaptation), spike, reset.
         if c.adaptive_threshold:
-            self.adapt = fx.rtz(p["c_adecay"] * self.adapt, fx.COEF_FRAC)
+            # c_adecay may exceed 1.0 (Q1.15 goes up to 1.99997): saturate so adapt keeps its width
+            self.adapt = fx.usat(fx.rtz(p["c_adecay"] * self.adapt, fx.COEF_FRAC), c.adapt_bits)
             threshold = p["v_thresh"] + self.adapt
         else:
             threshold = p["v_thresh"]
@@ -134,8 +135,9 @@ class GoldenCore:
 
     def _stdp(self, pre: np.ndarray, post: np.ndarray):
         c, s = self.config, self.stdp
-        self.x_trace = fx.rtz(s["c_xdecay"][:, None] * self.x_trace, fx.COEF_FRAC)
-        self.y_trace = fx.rtz(s["c_ydecay"][:, None] * self.y_trace, fx.COEF_FRAC)
+        # decay coefficients may exceed 1.0: saturate so the traces keep their width
+        self.x_trace = fx.usat(fx.rtz(s["c_xdecay"][:, None] * self.x_trace, fx.COEF_FRAC), c.trace_bits)
+        self.y_trace = fx.usat(fx.rtz(s["c_ydecay"][:, None] * self.y_trace, fx.COEF_FRAC), c.trace_bits)
         learn = self.learning[:, None, None] & self.plastic
         # potentiation down the column of every neuron that spiked: w += rnd(x_pre), up to w_max
         potentiate = learn & post[:, None, :]
@@ -178,25 +180,67 @@ class GoldenCore:
         (steps, K) or (B, steps, K) int. Returns a CoreRecord with arrays (steps, ...) or (B, steps, ...).
         """
         c = self.config
-        record = tuple(record)
-        for name in record:
-            if name not in RECORDABLE:
-                raise GoldenInputError(f"cannot record {name!r}; recordable: {', '.join(RECORDABLE)}")
-        inputs = self._batch_input(inputs, steps, c.n_inputs, "inputs", bool)
+        record, inputs, currents = self.check_run_arguments(inputs, steps, currents, record)
         steps = inputs.shape[1]
-        currents = self._batch_input(currents, steps, c.n_current_inputs, "currents", np.int64) \
-            if c.n_current_inputs else None
         spikes = np.zeros((self.B, steps, c.n_neurons), dtype=bool)
-        rec = {name: [] for name in record}
+        variables = {name: np.zeros((self.B, steps, *self.record_shape(name)), dtype=np.int64)
+                     for name in record}
         for t in range(steps):
             spikes[:, t] = self.step(inputs[:, t], None if currents is None else currents[:, t])
             for name in record:
-                rec[name].append(self._threshold.copy() if name == "threshold" else getattr(self, name).copy())
-        variables = {k: np.stack(v, axis=1) if v else np.zeros((self.B, 0)) for k, v in rec.items()}
-        if not self.batched:
-            spikes = spikes[0]
-            variables = {k: v[0] for k, v in variables.items()}
-        return CoreRecord(spikes=spikes, variables=variables)
+                variables[name][:, t] = self._threshold if name == "threshold" else getattr(self, name)
+        return self.unbatch(CoreRecord(spikes=spikes, variables=variables))
+
+    def record_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one step of a recorded variable (without the batch and step axes)."""
+        c = self.config
+        if name == "weights":
+            return (c.n_sources, c.n_neurons)
+        if name == "x_trace":
+            return (c.n_sources,)
+        return (c.n_neurons,)
+
+    def unbatch(self, rec: CoreRecord) -> CoreRecord:
+        """Drop the batch axis of a record when this core runs a single image."""
+        if self.batched:
+            return rec
+        return CoreRecord(spikes=rec.spikes[0], variables={k: v[0] for k, v in rec.variables.items()})
+
+    def check_run_arguments(self, inputs, steps, currents, record):
+        """Check and normalise the arguments of ``run``; shared with the fast kernel (golden_fast.py).
+
+        Returns ``(record, inputs, currents)``: the names to record as a tuple, inputs as a
+        (B, steps, A) bool array, currents as a (B, steps, K) int64 array or None when K = 0.
+        """
+        c = self.config
+        record = (record,) if isinstance(record, str) else tuple(record)
+        for name in record:
+            if name not in RECORDABLE:
+                raise GoldenInputError(f"cannot record {name!r}; recordable: {', '.join(RECORDABLE)}")
+        if len(set(record)) != len(record):
+            raise GoldenInputError(f"record names a variable twice: {record}")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+                raise GoldenInputError(f"steps = {steps!r}: expected an integer >= 0")
+            steps = int(steps)
+        inputs = self._batch_input(inputs, steps, c.n_inputs, "inputs", bool)
+        steps = inputs.shape[1]
+        if not c.n_current_inputs:
+            if currents is not None and np.asarray(currents).size:
+                raise GoldenInputError(
+                    "currents given, but the CoreConfig has n_current_inputs = 0; give currents=None "
+                    "or build the core with n_current_inputs > 0"
+                )
+            return record, inputs, None
+        currents = self._batch_input(currents, steps, c.n_current_inputs, "currents", np.int64)
+        lo, hi = fx.smin(c.v_bits), fx.smax(c.v_bits)
+        if currents.size and (currents.min() < lo or currents.max() > hi):
+            bad = currents.min() if currents.min() < lo else currents.max()
+            raise GoldenInputError(
+                f"currents: value {int(bad)} outside {lo} .. {hi} (signed v_bits = {c.v_bits}); "
+                "a current input is a per-step voltage increment and must fit the membrane width"
+            )
+        return record, inputs, currents
 
     def _batch_input(self, data, steps, width, what, dtype):
         if data is None:
@@ -214,6 +258,12 @@ class GoldenCore:
         if dtype is bool and data.dtype != bool:
             if not np.isin(data, (0, 1)).all():
                 raise GoldenInputError(f"{what} must hold spikes as 0/1 or booleans")
+        if dtype is not bool and data.dtype.kind not in "iub":
+            if data.dtype.kind != "f" or not np.array_equal(data, np.round(data)):
+                raise GoldenInputError(
+                    f"{what} must hold integers (fixed-point values), got dtype {data.dtype}; "
+                    "quantise them first (the compiler converts nA to core units)"
+                )
         return data.astype(dtype)
 
     # ---- results ----------------------------------------------------------------------------
@@ -239,6 +289,10 @@ class GoldenCore:
 
 def run(image: CoreImage, inputs=None, steps=None, currents=None, record=()):
     """Run one image; return (final image, CoreRecord). The input image is not modified."""
+    if not isinstance(image, CoreImage):
+        raise GoldenInputError(
+            f"run takes one CoreImage, got {type(image).__name__}; use run_batch for a list of images"
+        )
     core = GoldenCore(image)
     rec = core.run(inputs, steps=steps, currents=currents, record=record)
     return core.images(), rec
@@ -246,6 +300,8 @@ def run(image: CoreImage, inputs=None, steps=None, currents=None, record=()):
 
 def run_batch(images: Sequence[CoreImage], inputs=None, steps=None, currents=None, record=()):
     """Run B images of one CoreConfig in one call; return (final images, CoreRecord with (B, steps, ...))."""
+    if isinstance(images, CoreImage):
+        raise GoldenInputError("run_batch takes a list of CoreImages; use run for a single image")
     core = GoldenCore(list(images))
     rec = core.run(inputs, steps=steps, currents=currents, record=record)
     return core.images(), rec
