@@ -359,7 +359,8 @@ class _Reader:
             return np.array(nested, dtype=np.float64)
         except ValueError:
             lengths = sorted({len(r) if isinstance(r, list) else 0 for r in nested})
-            self.fail(path, f"rows of different lengths ({lengths}) or mixed numbers and lists",
+            self.fail(path, f"rows of different lengths ({', '.join(map(str, lengths))}; 0 = a number, "
+                      "not a row) or mixed numbers and lists",
                       "make every row the same length (a rectangular matrix)", node, key)
 
     def side_array(self, ref: dict, path: str, node, key) -> np.ndarray:
@@ -420,7 +421,7 @@ class _Reader:
     def network(self, doc) -> Network:
         if not isinstance(doc, dict):
             self.fail("", f"the top level must be a mapping starting with 'spikeforge: {FORMAT_VERSION}', "
-                      f"got {_type_name(doc)}", "see docs/network-format.md for the layout")
+                      f"got {_type_name(doc)}", "see docs/network-format.md for the layout", doc)
         if "spikeforge" not in doc:
             self.fail("spikeforge", "missing the format version", f"add 'spikeforge: {FORMAT_VERSION}' as the first line", doc)
         version = doc["spikeforge"]

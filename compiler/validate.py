@@ -61,8 +61,12 @@ class Issue:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
+        return where + self.describe()
+
+    def describe(self) -> str:
+        """The problem without the line number."""
         obj = f" ({self.obj})" if self.obj else ""
-        return f"{where}{self.path}{obj}: {self.problem}; fix: {self.fix}"
+        return f"{self.path}{obj}: {self.problem}; fix: {self.fix}"
 
 
 class NetworkValidationError(NetworkError):
@@ -78,7 +82,10 @@ class NetworkValidationError(NetworkError):
     def _message(self) -> str:
         where = f"{self.source}: " if self.source else ""
         if len(self.issues) == 1:
-            return f"{where}{self.issues[0]}"
+            issue = self.issues[0]
+            if self.source and issue.line:  # the same "file, line N: field: ..." as a file error
+                return f"{self.source}, line {issue.line}: {issue.describe()}"
+            return f"{where}{issue}"
         listed = [f"  - {i}" for i in self.issues[:MAX_LISTED]]
         if len(self.issues) > MAX_LISTED:
             listed.append(f"  ... and {len(self.issues) - MAX_LISTED} more")
@@ -206,7 +213,7 @@ class _Checker:
                      f"give a number in {unit} or a list of {size}")
             return None
         if a.ndim == 0:
-            return np.full(size, float(a))
+            return a  # a scalar stays 0-d, so messages say "tau_m = -1.0", not "tau_m[0] (and 79 more)"
         if a.ndim != 1 or a.shape[0] != size:
             self.add(path, obj, f"has shape {a.shape}, but there are {size} {what}s",
                      f"give one value for all or exactly {size} values (one per {what})")
@@ -268,13 +275,14 @@ class _Checker:
             self.where_bad(values["tau_refrac"], values["tau_refrac"] >= 0, f"{npath}.tau_refrac", obj,
                            "the refractory period must be >= 0", "use 0 ms or more", "ms")
         if "v_reset" in values and "v_thresh" in values:
-            ok = values["v_reset"] < values["v_thresh"]
+            reset, thresh = (np.broadcast_to(values[k], (size,)) for k in ("v_reset", "v_thresh"))
+            ok = reset < thresh
             if not ok.all():
                 i = int(np.argmin(ok))
+                which = "" if values["v_reset"].ndim == values["v_thresh"].ndim == 0 else (
+                    f" (neuron {i}" + (f", and {int((~ok).sum()) - 1} more)" if (~ok).sum() > 1 else ")"))
                 self.add(f"{npath}.v_reset", obj,
-                         f"v_reset = {_fmt(values['v_reset'][i])} mV is not below v_thresh = "
-                         f"{_fmt(values['v_thresh'][i])} mV (neuron {i}"
-                         + (f", and {int((~ok).sum()) - 1} more)" if (~ok).sum() > 1 else ")"),
+                         f"v_reset = {_fmt(reset[i])} mV is not below v_thresh = {_fmt(thresh[i])} mV{which}",
                          "set v_reset below v_thresh, or the neuron fires again right after every reset")
         if pop.v_init is not None:
             a = self.per_neuron(pop.v_init, size, f"{path}.v_init", obj, "mV")
