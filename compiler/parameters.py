@@ -27,6 +27,7 @@ class NeuronTable:
     values: dict[str, np.ndarray]  # LIF_NAMES + v_init, adapt_inc (mV), adapt_tau (ms)
     reset_subtract: np.ndarray  # (N_net,) bool
     adaptive: np.ndarray  # (N_net,) bool: the neuron's population has threshold adaptation
+    current_input: np.ndarray  # (N_net,) bool: the neuron takes analog input
     population: np.ndarray  # (N_net,) index into neuron_order(network)
     labels: list[str]  # population labels in core order
 
@@ -52,7 +53,7 @@ def neuron_table(network: Network) -> NeuronTable:
     """Gather every neuron's parameters (core order) into a NeuronTable, checking they are usable."""
     pops = neuron_order(network)
     cols: dict[str, list[np.ndarray]] = {n: [] for n in (*LIF_NAMES, "v_init", "adapt_inc", "adapt_tau")}
-    subtract, adaptive, population = [], [], []
+    subtract, adaptive, population, analog = [], [], [], []
     for k, pop in enumerate(pops):
         n = pop.size
         for name in LIF_NAMES:
@@ -71,10 +72,14 @@ def neuron_table(network: Network) -> NeuronTable:
         subtract.append(np.full(n, pop.params.reset == "subtract_threshold"))
         adaptive.append(np.full(n, ad is not None))
         population.append(np.full(n, k))
-    cat = lambda parts, dtype=float: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        analog.append(np.full(n, bool(pop.current_input)))
+    def cat(parts, dtype=float):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
     values = {name: cat(parts) for name, parts in cols.items()}
     table = NeuronTable(
         values=values, reset_subtract=cat(subtract, bool), adaptive=cat(adaptive, bool),
+        current_input=cat(analog, bool),
         population=cat(population, np.int64), labels=[p.label for p in pops],
     )
     _check(table)
