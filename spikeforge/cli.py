@@ -63,6 +63,17 @@ def load_network_file(path: Path):
     return load_network(path)
 
 
+def _print_report(compiled) -> None:
+    c = compiled.config
+    console.print(
+        f"[bold]CoreConfig[/]: N = {c.n_neurons} neurons, A = {c.n_inputs} inputs, {c.weight_bits}-bit weights, "
+        f"P = {c.lanes} lanes, max delay {c.max_delay}, STDP {'on' if c.stdp else 'off'}, adaptive threshold "
+        f"{'on' if c.adaptive_threshold else 'off'}, {c.n_profiles} profiles  (hash {c.config_hash()})"
+    )
+    for table in compiled.report.rich_tables():
+        console.print(table)
+
+
 @app.command()
 def sim(
     net: Path = typer.Argument(..., help="Network file (.yaml, .json)."),
@@ -128,7 +139,7 @@ def inspect(
     if as_json:
         print(json.dumps(compiled.report.to_dict(), indent=2, default=str))
     else:
-        compiled.report.print(console)
+        _print_report(compiled)
 
 
 @demo_app.command("network")
@@ -150,7 +161,7 @@ def demo_network(
     except USER_ERRORS as exc:
         _fail(exc)
     out.mkdir(parents=True, exist_ok=True)
-    compiled.report.print(console)
+    _print_report(compiled)
     result.save(out / "result.npz")
     png = raster_png(result, out / "raster.png", title=f"{net.name} on the spikeforge golden model")
     (out / "report.json").write_text(json.dumps(compiled.report.to_dict(), indent=2, default=str))
