@@ -14,7 +14,7 @@ order as the core (docs/core-spec.md, section 4):
    step's increments), depression of the rows of sources that spiked, trace increments;
 7. delivery: a spike of step n adds its weight to the target's current in step n + delay.
 
-So the golden model and this reference differ only by quantisation, which docs/tolerances.md bounds,
+So the golden model and this reference differ only by quantisation, which docs/core-spec.md §11 bounds,
 and this reference and NEST (sim/nest_backend.py) differ only by floating-point rounding (~1e-12 mV).
 
 STDP has two conventions (``stdp_convention``):

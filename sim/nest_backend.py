@@ -30,7 +30,7 @@ parameter of the post neuron in NEST), v_init at or above threshold (it would fi
 
 NEST's STDP convention differs from the core's: the whole delay is dendritic (a pair is timed
 t_post + d - t_pre) and potentiation is applied lazily at the next pre spike. ``float_ref`` with
-``stdp_convention="nest"`` reproduces it; docs/tolerances.md quantifies the difference.
+``stdp_convention="nest"`` reproduces it; docs/core-spec.md §11 quantifies the difference.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ recurrence (recurrent_ei), delays, STDP (stdp_pair, stdp_poisson), inhibition (i
 the analog input (current_input) and threshold adaptation with subtract reset (adaptive_subtract, not
 on NEST).
 
-The agreement checks (``count_mismatch``, ``unmatched_spikes``, ...) implement docs/tolerances.md.
+The agreement checks (``count_mismatch``, ``unmatched_spikes``, ...) implement docs/core-spec.md §11.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def feedforward(n_in=100, n_out=20, steps=1000) -> Case:
 
 def recurrent_ei(n_e=80, n_i=20, steps=1000) -> Case:
     """A sparse E/I network driven by Poisson input: recurrence makes single spike-time differences
-    spread, so it is compared by rates (docs/tolerances.md)."""
+    spread, so it is compared by rates (docs/core-spec.md §11)."""
     rng = np.random.default_rng(7)
     net = Network(dt=1.0, name="recurrent_ei")
     params = dict(tau_refrac=2.0, tau_syn_E=5.0, tau_syn_I=10.0, tau_m=20.0)
@@ -173,7 +173,7 @@ def all_cases() -> list[Case]:
             inhibition_dominated(), current_input(), adaptive_subtract()]
 
 
-# ---- agreement checks (docs/tolerances.md) ----------------------------------------------------
+# ---- agreement checks (docs/core-spec.md §11) ----------------------------------------------------
 def count_tolerance(counts: np.ndarray, rel: float = 0.02) -> np.ndarray:
     """Allowed per-neuron spike-count difference: max(1, ceil(rel * count))."""
     return np.maximum(1, np.ceil(rel * np.asarray(counts, dtype=float))).astype(int)
@@ -221,7 +221,7 @@ def poisson_rate_tolerance(total_spikes: float, sigmas: float = 3.0) -> float:
     return max(0.02, sigmas / math.sqrt(max(total_spikes, 1.0)))
 
 
-# ---- the quantisation error bound of the golden model (docs/tolerances.md, section 2) -------------
+# ---- the quantisation error bound of the golden model (docs/core-spec.md §11, section 2) -------------
 @dataclass
 class GoldenBound:
     """Rigorous bounds on |golden - float| for one run, valid while both backends spike alike.
@@ -256,7 +256,7 @@ class GoldenBound:
 
 
 def golden_bound(compiled, steps: int, float_result, currents=None, seed=None) -> GoldenBound:
-    """The error bound of docs/tolerances.md for ``compiled`` (a CompiledNetwork), computed along the
+    """The error bound of docs/core-spec.md §11 for ``compiled`` (a CompiledNetwork), computed along the
     float reference's trajectory ``float_result`` (recorded with v, ie, ii, threshold; core STDP).
 
     Per step and neuron (u = v - v_rest; C = coefficient/2**15, G = C * v_lsb / i_lsb):
@@ -428,7 +428,7 @@ def _first_true(mask: np.ndarray) -> np.ndarray:
 
 
 def agreement_failures(case: Case, bound: GoldenBound, ref, golden, ensemble=None, counts: bool = True) -> list[str]:
-    """Every way ``golden`` departs from the reference run ``ref`` beyond docs/tolerances.md.
+    """Every way ``golden`` departs from the reference run ``ref`` beyond docs/core-spec.md §11.
 
     1. membrane: |v_golden - v_ref| <= bound.v at every step before the spike trains first differ
        (per neuron in a feed-forward network, anywhere in a recurrent one);

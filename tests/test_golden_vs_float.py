@@ -1,5 +1,5 @@
 """The golden model means what the network says: golden vs the float reference, within the bounds of
-docs/tolerances.md, and a deliberately wrong golden model fails the same checks.
+docs/core-spec.md §11, and a deliberately wrong golden model fails the same checks.
 
 For every network of tests/networks_for_comparison.py the compiled CoreImage runs on the golden model
 and the Network runs on the float reference (exact integration, same step order, no rounding). The

@@ -1,5 +1,5 @@
 """NEST (through PyNN) as the independent referee: how NEST and PyNN time-stamp things (measured here,
-not assumed), float reference == NEST to rounding, and golden vs NEST within docs/tolerances.md.
+not assumed), float reference == NEST to rounding, and golden vs NEST within docs/core-spec.md §11.
 
 The alignment facts the NEST backend relies on are tests: if a NEST or PyNN release changes one of
 them, the test that measures it fails and names it.
@@ -173,7 +173,7 @@ def test_golden_agrees_with_nest(name):
 
 
 def test_golden_stdp_agrees_with_nest_through_the_float_reference():
-    """NEST times STDP pairs differently (section 6 of docs/tolerances.md), so golden and NEST meet in
+    """NEST times STDP pairs differently (section 6 of docs/core-spec.md §11), so golden and NEST meet in
     the float reference: NEST == float('nest') to rounding, golden == float('core') within the bound,
     and the two float conventions differ exactly as the pair rule predicts."""
     case = nets.stdp_pair()
