@@ -24,6 +24,7 @@ BACKENDS = {
     "float": "spikeforge.sim.float_ref",
     "nest": "spikeforge.sim.nest_backend",
     "rtl": "spikeforge.sim.rtl_backend",
+    "spinnaker": "spikeforge.sim.spinnaker_backend",
 }
 
 

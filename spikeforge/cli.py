@@ -54,13 +54,17 @@ def main_callback(
     """spikeforge: compile, simulate and deploy spiking neural networks on FPGA neuron cores."""
 
 
-def load_network_file(path: Path):
-    """Load a network description (YAML/JSON now; NIR and PyNN scripts come with their front-ends)."""
-    from spikeforge.compiler.netfile import load_network
+def load_network_file(path: Path, dt: Optional[float] = None):
+    """A network file: .yaml/.json, .nir (needs --dt unless spikeforge wrote it), or a PyNN script (.py)."""
+    from spikeforge.compiler.loaders import load_any
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such network file")
-    return load_network(path)
+    return load_any(path, dt)
+
+
+NET_HELP = "Network: .yaml/.json file, .nir graph, or a PyNN script (.py)."
+DT_HELP = "Timestep (ms) for NIR files (NIR carries none)."
 
 
 def _print_report(compiled) -> None:
@@ -76,11 +80,13 @@ def _print_report(compiled) -> None:
 
 @app.command()
 def sim(
-    net: Path = typer.Argument(..., help="Network file (.yaml, .json)."),
+    net: Path = typer.Argument(..., help=NET_HELP),
     steps: int = typer.Option(1000, "--steps", "-n", min=1, help="Timesteps to simulate."),
     backend: str = typer.Option("golden", "--backend", "-b",
                                 help="golden (bit-exact core model), float (exact float reference), "
-                                     "nest (PyNN on NEST), rtl (generated Verilog under cocotb)."),
+                                     "nest (PyNN on NEST), rtl (generated Verilog under cocotb), "
+                                     "spinnaker (PyNN on sPyNNaker)."),
+    dt: Optional[float] = typer.Option(None, "--dt", help=DT_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed mixed into every Poisson source."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Write spike rasters (one boolean (steps, size) array per "
@@ -90,16 +96,26 @@ def sim(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a spike raster plot (PNG)."),
     simulator: str = typer.Option("icarus", "--simulator", help="RTL backend: icarus or verilator."),
     vcd: Optional[Path] = typer.Option(None, "--vcd", help="RTL backend: write a waveform (VCD) here."),
+    virtual: bool = typer.Option(False, "--virtual", help="spinnaker: map onto a virtual SpiNNaker board (no spikes)."),
+    spinnaker_host: Optional[str] = typer.Option(None, "--spinnaker-host", help="spinnaker: IP of a SpiNNaker board."),
+    spinnaker_version: Optional[int] = typer.Option(None, "--spinnaker-version",
+                                                    help="spinnaker: 5 (SpiNN-5) or 3 (SpiNN-3)."),
+    spalloc: Optional[str] = typer.Option(None, "--spalloc", help="spinnaker: spalloc server URL."),
+    spinnaker_config: Optional[Path] = typer.Option(None, "--spinnaker-config",
+                                                    help="spinnaker: your own sPyNNaker config file."),
 ):
     """Simulate a network and print spikes and rates per population."""
     from spikeforge.sim.backends import simulate
 
     try:
-        network = load_network_file(net)
+        network = load_network_file(net, dt)
         options = dict(seed=seed, record=tuple(r for r in record.split(",") if r))
         if backend == "rtl":
             options.update(simulator=simulator, vcd=vcd)
-        elif vcd is not None:
+        elif backend == "spinnaker":
+            options.update(virtual=virtual, spinnaker_host=spinnaker_host, spinnaker_version=spinnaker_version,
+                           spalloc=spalloc, config_file=spinnaker_config, console=console)
+        if vcd is not None and backend != "rtl":
             raise ValueError("--vcd only applies to --backend rtl")
         with console.status(f"simulating {steps} steps on backend {backend} ..."):
             result = simulate(network, steps, backend=backend, **options)
@@ -123,7 +139,8 @@ def sim(
 
 @app.command()
 def inspect(
-    net: Path = typer.Argument(..., help="Network file (.yaml, .json)."),
+    net: Path = typer.Argument(..., help=NET_HELP),
+    dt: Optional[float] = typer.Option(None, "--dt", help=DT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     weight_bits: Optional[int] = typer.Option(None, "--weight-bits", help="Weight width to compile for."),
 ):
@@ -131,7 +148,7 @@ def inspect(
     from spikeforge.compiler import compile as compile_network
 
     try:
-        network = load_network_file(net)
+        network = load_network_file(net, dt)
         kwargs = {} if weight_bits is None else {"weight_bits": weight_bits}
         compiled = compile_network(network, **kwargs)
     except USER_ERRORS as exc:
@@ -168,6 +185,15 @@ def demo_network(
     for label, size, count, rate in result.summary_rows():
         console.print(f"  {label:>12}: {size:5d} neurons, {count:7d} spikes, {rate:8.2f} Hz")
     console.print(f"wrote {png}, {out / 'result.npz'}, {out / 'report.json'}")
+
+
+def _register_frontends() -> None:
+    from spikeforge.compiler.nir_frontend import export_command
+
+    app.command("export", help="Write a network as a NIR graph (.nir).")(export_command)
+
+
+_register_frontends()
 
 
 def main():
