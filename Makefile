@@ -42,7 +42,7 @@ iverilog:
 	fi
 
 demo: setup
-	$(VENV)/bin/spikeforge demo network examples/balanced.yaml --out out/demo
+	$(VENV)/bin/spikeforge demo blimp --out out/demo
 
 test: setup
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)

@@ -187,13 +187,15 @@ def demo_network(
     console.print(f"wrote {png}, {out / 'result.npz'}, {out / 'report.json'}")
 
 
-def _register_frontends() -> None:
+def _register_commands() -> None:
     from spikeforge.compiler.nir_frontend import export_command
+    from spikeforge.demos.blimp.cli import blimp_command
 
     app.command("export", help="Write a network as a NIR graph (.nir).")(export_command)
+    demo_app.command("blimp")(blimp_command)
 
 
-_register_frontends()
+_register_commands()
 
 
 def main():
