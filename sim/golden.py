@@ -223,6 +223,8 @@ class GoldenCore:
             if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
                 raise GoldenInputError(f"steps = {steps!r}: expected an integer >= 0")
             steps = int(steps)
+        if inputs is None and steps is None and currents is not None and np.ndim(currents) >= 2:
+            steps = np.shape(currents)[-2]  # a core driven by analog inputs only: they set the length
         inputs = self._batch_input(inputs, steps, c.n_inputs, "inputs", bool)
         steps = inputs.shape[1]
         if not c.n_current_inputs:
@@ -248,11 +250,12 @@ class GoldenCore:
                 raise GoldenInputError(f"give {what} or the number of steps")
             return np.zeros((self.B, steps, width), dtype=dtype)
         data = np.asarray(data)
+        given = data.shape
         if not self.batched:
             data = data[None]
         if data.ndim != 3 or data.shape[0] != self.B or data.shape[2] != width:
             expected = f"(steps, {width})" if not self.batched else f"({self.B}, steps, {width})"
-            raise GoldenInputError(f"{what} has shape {np.asarray(data).shape}, expected {expected}")
+            raise GoldenInputError(f"{what} has shape {given}, expected {expected}")
         if steps is not None and data.shape[1] != steps:
             raise GoldenInputError(f"{what} covers {data.shape[1]} steps, but steps = {steps}")
         if dtype is bool and data.dtype != bool:
@@ -267,23 +270,25 @@ class GoldenCore:
         return data.astype(dtype)
 
     # ---- results ----------------------------------------------------------------------------
-    def images(self) -> list[CoreImage] | CoreImage:
-        """The current image of every core (state after the steps run so far)."""
+    def images(self, copy: bool = True) -> list[CoreImage] | CoreImage:
+        """The current image of every core (state after the steps run so far).
+
+        ``copy=False`` hands out the core's own arrays instead of copies: for a core that is thrown
+        away afterwards (as ``run`` and ``run_batch`` do), it saves copying S x N matrices."""
+        take = np.copy if copy else (lambda a: a)
         out = []
-        base_state = ("weights", "v", "ie", "ii", "refrac_count", "adapt", "x_trace", "y_trace", "ring")
+        arrays = ("neuron_profile", "plastic", "delays", "row_shift", "weights",
+                  "v", "ie", "ii", "refrac_count", "adapt", "x_trace", "y_trace", "ring")
         for k in range(self.B):
-            img = CoreImage.blank(self.config)
-            img.profiles = {f: self.profiles[f][k].copy() for f in PROFILE_FIELDS}
-            img.neuron_profile = self.neuron_profile[k].copy()
-            img.stdp = {name: int(val[k]) for name, val in self.stdp.items()}
-            img.plastic = self.plastic[k].copy()
-            img.delays = self.delays[k].copy()
-            img.row_shift = self.row_shift[k].copy()
-            for name in base_state:
-                setattr(img, name, getattr(self, name)[k].copy())
-            img.step = int(self.step_count[k])
-            img.learning = bool(self.learning[k])
-            out.append(img)
+            # built field by field (not from CoreImage.blank, whose S x N arrays would be thrown away)
+            out.append(CoreImage(
+                config=self.config,
+                profiles={f: take(self.profiles[f][k]) for f in PROFILE_FIELDS},
+                stdp={name: int(val[k]) for name, val in self.stdp.items()},
+                step=int(self.step_count[k]),
+                learning=bool(self.learning[k]),
+                **{name: take(getattr(self, name)[k]) for name in arrays},
+            ))
         return out if self.batched else out[0]
 
 
@@ -295,7 +300,7 @@ def run(image: CoreImage, inputs=None, steps=None, currents=None, record=()):
         )
     core = GoldenCore(image)
     rec = core.run(inputs, steps=steps, currents=currents, record=record)
-    return core.images(), rec
+    return core.images(copy=False), rec
 
 
 def run_batch(images: Sequence[CoreImage], inputs=None, steps=None, currents=None, record=()):
@@ -304,4 +309,4 @@ def run_batch(images: Sequence[CoreImage], inputs=None, steps=None, currents=Non
         raise GoldenInputError("run_batch takes a list of CoreImages; use run for a single image")
     core = GoldenCore(list(images))
     rec = core.run(inputs, steps=steps, currents=currents, record=record)
-    return core.images(), rec
+    return core.images(copy=False), rec

@@ -41,7 +41,8 @@ def random_image(config: CoreConfig, rng: np.random.Generator | int = 0, *, extr
     pr["v_thresh"][:] = rest + rng.integers(span // 64 + 1, span // 8, P)
     pr["bias"][:] = rng.integers(-span // 256, span // 64, P)
     pr["refrac"][:] = rng.integers(0, min(6, fx.umax(c.refrac_bits)) + 1, P)
-    pr["a_inc"][:] = rng.integers(0, max(1, span // 64), P) if c.adaptive_threshold else 0
+    amax = fx.umax(c.adapt_bits)
+    pr["a_inc"][:] = rng.integers(0, min(max(1, span // 64), amax + 1), P) if c.adaptive_threshold else 0
     if extreme:
         # Each field of each profile goes to an edge of its range with probability 0.3, so that
         # saturation, full-scale coefficients and the longest refractory periods all occur while
@@ -87,9 +88,9 @@ def random_image(config: CoreConfig, rng: np.random.Generator | int = 0, *, extr
         img.v[:] = np.clip(img.v, vmin, vmax)
         img.ie[:] = rng.integers(0, imax + 1, N) if extreme else rng.integers(0, imax // 8, N)
         img.ii[:] = rng.integers(imin, 1, N) if extreme else rng.integers(imin // 8, 1, N)
-        img.refrac_count[:] = rng.integers(0, fx.umax(c.refrac_bits) + 1 if extreme else 3, N)
+        img.refrac_count[:] = rng.integers(0, fx.umax(c.refrac_bits) + 1 if extreme else min(3, fx.umax(c.refrac_bits) + 1), N)
         if c.adaptive_threshold:
-            img.adapt[:] = rng.integers(0, fx.umax(c.adapt_bits) + 1 if extreme else span // 64, N)
+            img.adapt[:] = rng.integers(0, amax + 1 if extreme else min(max(1, span // 64), amax + 1), N)
         if c.stdp:
             img.x_trace[:] = rng.integers(0, fx.umax(c.trace_bits) + 1, S)
             img.y_trace[:] = rng.integers(0, fx.umax(c.trace_bits) + 1, N)
