@@ -39,6 +39,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import warnings
 from collections import defaultdict
 
@@ -89,6 +90,19 @@ def _import():
     return sim, nest
 
 
+def _check_installed() -> None:
+    """Fail fast, in this process, when PyNN or NEST is missing (without starting NEST here)."""
+    import importlib.util
+
+    for name in ("pyNN.nest", "pyNN", "nest"):
+        try:
+            missing = (name in sys.modules and sys.modules[name] is None) or importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):
+            missing = True
+        if missing:
+            raise BackendError(f"{INSTALL_HINT}; the module {name!r} cannot be imported")
+
+
 def check_supported(network: Network) -> None:
     """Raise BackendError naming every feature of ``network`` NEST's IF_curr_exp cannot express."""
     problems = []
@@ -127,8 +141,13 @@ def check_supported(network: Network) -> None:
         )
 
 
-def simulate(network: Network, steps: int, *, seed: int | None = None, record=(), currents=None) -> SimResult:
+def simulate(network: Network, steps: int, *, seed: int | None = None, record=(), currents=None,
+             isolated: bool | None = None) -> SimResult:
     """Run ``network`` for ``steps`` steps on NEST through PyNN; return a SimResult on our time grid.
+
+    The run happens in a freshly spawned process (sim/isolated.py: NEST 3.10 may segfault when a
+    second kernel is built in one process); ``isolated=False`` or SPIKEFORGE_NEST_INPROCESS=1 runs it
+    here instead (one NEST run per process).
 
     Same arguments and result as ``spikeforge.sim.float_ref.simulate``: ``seed`` mixes into every
     Poisson source, ``record`` names per-neuron variables (``v``, ``ie``, ``ii``, ``threshold``),
@@ -140,6 +159,14 @@ def simulate(network: Network, steps: int, *, seed: int | None = None, record=()
     steps = check_steps(steps)
     record = check_record(record, RECORDABLE)
     check_supported(network)
+    if isolated is None:
+        isolated = os.environ.get("SPIKEFORGE_NEST_INPROCESS", "") not in ("1", "true", "yes")
+    if isolated:
+        from spikeforge.sim.isolated import run_isolated
+
+        _check_installed()
+        return run_isolated(simulate, network, steps, seed=seed, record=record, currents=currents,
+                            isolated=False, what="the NEST simulation")
     dt = float(network.dt)
     rasters = network_input_rasters(network, steps, seed)
     drive = population_currents(network, currents, steps)
