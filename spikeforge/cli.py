@@ -190,10 +190,12 @@ def demo_network(
 def _register_commands() -> None:
     from spikeforge.compiler.nir_frontend import export_command
     from spikeforge.demos.blimp.cli import blimp_command
+    from spikeforge.demos.place.cli import place_command
     from spikeforge.host.cli_board import board_app, run_command
 
     app.command("export", help="Write a network as a NIR graph (.nir).")(export_command)
     demo_app.command("blimp")(blimp_command)
+    demo_app.command("place")(place_command)
     app.add_typer(board_app, name="board", help="Talk to a board (or the virtual board): info, load, run, "
                   "read-weights, emulate.")
     app.command("run", help="Compile a network, load it onto a board, run it and read the results back.")(run_command)
