@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from spikeforge.compiler import compile
+from spikeforge.core import fixedpoint as fx
 from spikeforge.core.image import PROFILE_FIELDS
 from spikeforge.demos.blimp import fitness, snn
 from spikeforge.sim import golden
@@ -13,6 +14,9 @@ from spikeforge.sim import golden
 SMALL_PD = snn.SubnetSpec("pd", pairs=2, hidden=6, groups=2, fan_in=3, input_scale=2.0, wiring_seed=4)
 SMALL_I = snn.SubnetSpec("i", pairs=2, hidden=5, groups=2, fan_in=2, input_scale=10.0, decoder_decay_max=0.3,
                          self_connections=True, wiring_seed=5, syn_log_tau=(2.0, 4.5))
+#: the structured integrator (the shipped I sub-network's structure), small
+SMALL_INT = snn.SubnetSpec("i", pairs=2, hidden=4, groups=2, fan_in=2, input_scale=10.0, decoder_decay_max=0.3,
+                           integrator=True, thresh_range=(2.0, 30.0), w_max=0.2, wiring_seed=5)
 
 
 def random_params(spec, batch, seed):
@@ -22,13 +26,13 @@ def random_params(spec, batch, seed):
     return params
 
 
-def random_controller(seed):
-    return snn.Controller(random_params(SMALL_PD, 1, seed), random_params(SMALL_I, 1, seed + 10))
+def random_controller(seed, i_spec=SMALL_I):
+    return snn.Controller(random_params(SMALL_PD, 1, seed), random_params(i_spec, 1, seed + 10))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_direct_image_equals_compiled_network(seed):
-    c = random_controller(seed)
+@pytest.mark.parametrize("seed, i_spec", [(0, SMALL_I), (1, SMALL_I), (2, SMALL_INT), (3, SMALL_INT)])
+def test_direct_image_equals_compiled_network(seed, i_spec):
+    c = random_controller(seed, i_spec)
     img = c.image()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny random weights may round to zero: the same in both
@@ -43,12 +47,46 @@ def test_direct_image_equals_compiled_network(seed):
 
 
 
-def test_genome_round_trip():
-    z = np.random.default_rng(3).random((4, SMALL_I.genome_size))
-    params = snn.decode_genome(SMALL_I, z)
+@pytest.mark.parametrize("spec", [SMALL_I, SMALL_INT])
+def test_genome_round_trip(spec):
+    z = np.random.default_rng(3).random((4, spec.genome_size))
+    params = snn.decode_genome(spec, z)
     np.testing.assert_allclose(snn.encode_genome(params), z, atol=1e-9)
     with pytest.raises(ValueError, match="needs"):
-        snn.decode_genome(SMALL_I, z[:, :-1])
+        snn.decode_genome(spec, z[:, :-1])
+
+
+def test_integrator_holds_the_error_integral_exactly():
+    """The structured I sub-network: encoder spike counts are the error integral (sigma-delta), the
+    hidden synaptic currents add them up with +-w and never decay, so after the error returns to zero
+    the net current ie + ii stays exactly w (N+ - N-) and the hidden neurons keep firing at a constant
+    rate: the integral is held, not leaked."""
+    z = np.random.default_rng(11).random((1, SMALL_INT.genome_size))
+    p = snn.decode_genome(SMALL_INT, z)
+    p.values["enc_gain"][:] = [1.0, 0.5]
+    p.values["enc_thresh"][:] = 5.0
+    p.values["w_in"][:] = 0.15  # every hidden neuron integrates its pair positively
+    p.values["hid_bias"][:] = 0.0
+    img = snn.subnet_images(p)[0]
+    assert (img.profiles["c_edecay"][1:] == fx.COEF_ONE).all() and (img.profiles["c_idecay"][1:] == fx.COEF_ONE).all()
+    T, E = 600, SMALL_INT.n_encoders
+    e = np.zeros(T)
+    e[:150] = 0.3  # integrate a positive error ...
+    e[150:200] = -0.3  # ... a smaller negative one ...
+    u = snn.encoder_inputs(p, e[None])[0]  # ... then hold
+    _, rec = golden.run(img, None, steps=T, currents=u, record=("ie", "ii"))
+    n_pos = rec.spikes[:, 0:E:2].sum(axis=0).astype(np.int64)
+    n_neg = rec.spikes[:, 1:E:2].sum(axis=0).astype(np.int64)
+    assert (n_pos > n_neg).all() and n_neg.sum() > 0, "the test needs spikes of both signs"
+    w_int, shift = snn.quantise_weight_matrix(snn.weight_matrix(p))
+    k = np.arange(SMALL_INT.hidden) % SMALL_INT.pairs
+    step = w_int[0, 2 * k, E + np.arange(SMALL_INT.hidden)] << shift[0, 2 * k]
+    net = rec["ie"][-1, E:] + rec["ii"][-1, E:]
+    np.testing.assert_array_equal(net, step * (n_pos[k] - n_neg[k]))
+    np.testing.assert_array_equal(rec["ie"][250:, E:] + rec["ii"][250:, E:], np.broadcast_to(net, (T - 250, SMALL_INT.hidden)))
+    rate = rec.spikes[:, E:]
+    assert rate[300:450].sum() > 0
+    assert abs(int(rate[300:450].sum()) - int(rate[450:600].sum())) <= SMALL_INT.hidden  # a constant rate
 
 
 def test_batch_evaluation_equals_single_evaluation():
@@ -99,8 +137,9 @@ def test_decoder_steps_equal_training_ema():
     np.testing.assert_allclose(out, feats[0] @ p.dec_weights[0], rtol=1e-12, atol=1e-12)
 
 
-def test_controller_file_round_trip(tmp_path):
-    c = random_controller(5)
+@pytest.mark.parametrize("i_spec", [SMALL_I, SMALL_INT])
+def test_controller_file_round_trip(tmp_path, i_spec):
+    c = random_controller(5, i_spec)
     c.meta = {"pid_gains": {"kp": 1.0, "ki": 0.1, "kd": 0.5}}
     c.save(tmp_path / "c.json")
     back = snn.Controller.load(tmp_path / "c.json")

@@ -24,6 +24,10 @@ from spikeforge.demos.blimp.scenarios import make_scenario, step_sequence, START
 #: Buoyancy range of the I data sets (command units).
 B_MAX = 0.6
 I_STEPS, I_STEP_SECONDS = 5, 50.0
+#: Disturbance range of the I data sets (command units): wider than the buoyancy, because holding the
+#: identified blimp away from its start altitude also needs a steady command (its static gain is
+#: 2.7 m per unit), so the integral part must reach ~1.5 units (0.5 of buoyancy + 2 m of offset).
+I_B_MAX = 1.5
 
 
 def pd_datasets(gains: PIDGains, n: int, seed: int, n_steps: int = 4, step_seconds: float = 30.0):
@@ -40,7 +44,7 @@ def pd_datasets(gains: PIDGains, n: int, seed: int, n_steps: int = 4, step_secon
     return errors, np.clip(pd, -plant.U_MAX, plant.U_MAX)
 
 
-def double_integrator_errors(gains: PIDGains, n: int, seed: int) -> np.ndarray:
+def double_integrator_errors(gains: PIDGains, n: int, seed: int, b_max: float = B_MAX) -> np.ndarray:
     """Errors (n, T) of the PID flying x'' = k (u + b) through setpoint steps, b redrawn at each step."""
     rng = np.random.default_rng(seed)
     k = plant.static_gain() / np.prod(plant.time_constants())  # m/s^2 per unit command
@@ -51,7 +55,7 @@ def double_integrator_errors(gains: PIDGains, n: int, seed: int) -> np.ndarray:
     b = np.zeros((n, T))
     for r in range(n):
         sp[r] = np.repeat(np.concatenate([[START_ALTITUDE], step_sequence(rng, I_STEPS - 1)]), per)
-        b[r] = np.repeat(rng.uniform(-B_MAX, B_MAX, size=I_STEPS), per)
+        b[r] = np.repeat(rng.uniform(-b_max, b_max, size=I_STEPS), per)
     x = np.full(n, START_ALTITUDE)
     v = np.zeros(n)
     pid = PID(gains, n)
@@ -66,8 +70,8 @@ def double_integrator_errors(gains: PIDGains, n: int, seed: int) -> np.ndarray:
     return errors
 
 
-def i_datasets(gains: PIDGains, n: int, seed: int):
+def i_datasets(gains: PIDGains, n: int, seed: int, b_max: float = I_B_MAX):
     """``n`` I data sets: double-integrator errors; targets = the PID's I output."""
-    errors = double_integrator_errors(gains, n, seed)
+    errors = double_integrator_errors(gains, n, seed, b_max)
     _, ii = pid_parts(gains, errors)
     return errors, np.clip(ii, -plant.U_MAX, plant.U_MAX)

@@ -7,7 +7,10 @@ Structure (arXiv 2309.12937, adapted to the spikeforge core; docs/blimp.md):
   ``-g_k s e + b_k`` into neuron 2k+1 (shared bias, opposite-sign weights, e = altitude error, s a
   fixed input scale) -- and a **hidden LIF layer** of H neurons (subtract reset, exponential
   synapses with separate excitatory/inhibitory decays, a bias), each fed by ``fan_in`` encoders
-  (a fixed random wiring), optionally with a self-connection;
+  (a fixed random wiring), optionally with a self-connection; or, for the I sub-network
+  (``SubnetSpec.integrator``), the structured integrator: bias-free perfect integrate-and-fire
+  encoders (sigma-delta) and hidden neurons that each sum one pair's spikes with +w/-w into synaptic
+  currents that never decay, so ie + ii holds the error integral exactly;
 - a **leaky-integrator decoder** on the host: ``y = a y + (1 - a) sum_j d_j s_j`` over the hidden
   spikes of each tick, identical on every backend because it only sees spikes.
 
@@ -104,6 +107,19 @@ class SubnetSpec:
     #: range of the encoder pairs' shared bias (mV per step); (-1, 0) for I: a pair is silent at zero
     #: error, so near-perfect synaptic integrators do not fill up with both signs at once.
     enc_bias_range: tuple[float, float] = (-BIAS_MAX, BIAS_MAX)
+    #: log-uniform range (mV) of the encoder and hidden thresholds.
+    thresh_range: tuple[float, float] = THRESH_RANGE
+    #: The structured integrator (the I sub-network, docs/blimp.md "The I sub-network"): encoders are
+    #: perfect integrate-and-fire neurons (no leak, no bias, subtract reset: sigma-delta modulators
+    #: whose spike counts are the integral of their input), hidden neuron j listens to encoder pair
+    #: j % pairs with weights +w_j / -w_j (one gene), and the hidden synaptic currents never decay
+    #: (coefficient exactly 1): ie + ii = w_j (N+ - N-), the error integral held in the synapses.
+    integrator: bool = False
+    #: bound (nA) of the integrator's hidden weights: sets how much error integral the 16-bit synaptic
+    #: accumulators hold before they saturate (docs/blimp.md).
+    w_max: float = W_MAX
+    #: log-uniform range (mV) of the integrator's encoder threshold (the integral's quantum).
+    enc_thresh_range: tuple[float, float] = THRESH_RANGE
 
     @property
     def n_encoders(self) -> int:
@@ -131,6 +147,9 @@ class SubnetSpec:
     # genome layout: name -> (count, kind)
     def layout(self) -> list[tuple[str, int, str]]:
         P, H, G = self.pairs, self.hidden, self.groups
+        if self.integrator:
+            return [("enc_gain", P, "w"), ("enc_thresh", 1, "ethresh"), ("grp_decay_m", G, "decay"),
+                    ("grp_thresh", G, "thresh"), ("hid_bias", H, "bias"), ("w_in", H, "win"), ("dec_decay", 1, "dec")]
         out = [("enc_gain", P, "w"), ("enc_bias", P, "ebias"), ("enc_decay", 1, "decay"), ("enc_thresh", 1, "thresh"),
                ("grp_decay_m", G, "decay"), ("grp_decay_e", G, "syn"), ("grp_decay_i", G, "syn"),
                ("grp_thresh", G, "thresh"), ("hid_bias", H, "bias"), ("w_in", H * self.fan_in, "w")]
@@ -192,16 +211,35 @@ class SubnetParams:
     @classmethod
     def from_json(cls, data: dict) -> "SubnetParams":
         spec_data = dict(data["spec"])
-        for key in ("syn_log_tau", "enc_bias_range"):
+        for key in ("syn_log_tau", "enc_bias_range", "thresh_range", "enc_thresh_range"):
             if key in spec_data:
                 spec_data[key] = tuple(spec_data[key])
         spec = SubnetSpec(**spec_data)
-        values = {k: np.asarray(v, dtype=float)[None] for k, v in data["values"].items()}
+        values = _fixed_values(spec, {k: np.asarray(v, dtype=float)[None] for k, v in data["values"].items()})
         for name, count, _ in spec.layout():
             if name not in values or values[name][0].size != count:
                 raise ValueError(f"controller file: sub-network {spec.name!r} lacks {name!r} ({count} values)")
         dec = data.get("dec_weights")
         return cls(spec, values, None if dec is None else np.asarray(dec, dtype=float)[None])
+
+
+#: The decay of a "never decaying" state: tau = 10^7 steps (11.6 days) is finite (PyNN and the
+#: network validator want finite time constants) and its Q1.15 coefficient rounds to exactly 1.0, so
+#: the core holds the value without the one-LSB-per-step loss that any coefficient below one causes
+#: (round toward zero).
+HOLD_DECAY = math.exp(-1e-7)
+
+
+def _fixed_values(spec: SubnetSpec, values: dict) -> dict:
+    """The parameters an integrator sub-network does not search (SubnetSpec.integrator), filled in:
+    encoders without leak or bias, hidden synaptic currents that never decay."""
+    if spec.integrator:
+        B = values["enc_gain"].shape[0]
+        values.setdefault("enc_bias", np.zeros((B, spec.pairs)))
+        values.setdefault("enc_decay", np.full(B, HOLD_DECAY))
+        values.setdefault("grp_decay_e", np.full((B, spec.groups), HOLD_DECAY))
+        values.setdefault("grp_decay_i", np.full((B, spec.groups), HOLD_DECAY))
+    return values
 
 
 def decode_genome(spec: SubnetSpec, z: np.ndarray) -> SubnetParams:
@@ -216,6 +254,8 @@ def decode_genome(spec: SubnetSpec, z: np.ndarray) -> SubnetParams:
         pos += count
         if kind == "w":
             v = W_MAX * (2 * u - 1)
+        elif kind == "win":
+            v = spec.w_max * (2 * u - 1)
         elif kind == "self":
             v = SELF_W_MAX * (2 * u - 1)
         elif kind == "bias":
@@ -227,17 +267,17 @@ def decode_genome(spec: SubnetSpec, z: np.ndarray) -> SubnetParams:
             v = _decay_from_unit(u)
         elif kind == "syn":
             v = _decay_from_unit(u, spec.syn_log_tau)
-        elif kind == "thresh":
-            lo, hi = np.log10(THRESH_RANGE)
+        elif kind in ("thresh", "ethresh"):
+            lo, hi = np.log10(spec.thresh_range if kind == "thresh" else spec.enc_thresh_range)
             v = 10.0 ** (lo + (hi - lo) * u)
         elif kind == "dec":
             v = spec.decoder_decay_max * u
         if count == 1:
             v = v[:, 0]
-        elif name == "w_in":
+        elif name == "w_in" and not spec.integrator:
             v = v.reshape(-1, spec.hidden, spec.fan_in)
         values[name] = v
-    return SubnetParams(spec, values)
+    return SubnetParams(spec, _fixed_values(spec, values))
 
 
 def encode_genome(params: SubnetParams) -> np.ndarray:
@@ -249,6 +289,8 @@ def encode_genome(params: SubnetParams) -> np.ndarray:
         v = np.asarray(params[name], dtype=float).reshape(B, count)
         if kind == "w":
             u = (v / W_MAX + 1) / 2
+        elif kind == "win":
+            u = (v / spec.w_max + 1) / 2
         elif kind == "self":
             u = (v / SELF_W_MAX + 1) / 2
         elif kind == "bias":
@@ -260,8 +302,8 @@ def encode_genome(params: SubnetParams) -> np.ndarray:
             u = _unit_from_decay(v)
         elif kind == "syn":
             u = _unit_from_decay(v, spec.syn_log_tau)
-        elif kind == "thresh":
-            lo, hi = np.log10(THRESH_RANGE)
+        elif kind in ("thresh", "ethresh"):
+            lo, hi = np.log10(spec.thresh_range if kind == "thresh" else spec.enc_thresh_range)
             u = (np.log10(v) - lo) / (hi - lo)
         elif kind == "dec":
             u = v / spec.decoder_decay_max if spec.decoder_decay_max > 0 else v * 0
@@ -310,6 +352,13 @@ def weight_matrix(params: SubnetParams) -> np.ndarray:
     spec, B = params.spec, params.batch
     E, n = spec.n_encoders, spec.n_neurons
     w = np.zeros((B, n, n))
+    if spec.integrator:
+        # hidden j <- pair k = j % pairs: +w_j from the pair's positive encoder, -w_j from its negative one
+        k = np.arange(spec.hidden) % spec.pairs
+        cols = np.arange(spec.hidden) + E
+        w[:, 2 * k, cols] = params["w_in"]
+        w[:, 2 * k + 1, cols] = -params["w_in"]
+        return w
     wiring = spec.wiring()
     rows = wiring.reshape(-1)
     cols = np.repeat(np.arange(spec.hidden) + E, spec.fan_in)

@@ -2,7 +2,8 @@
 
 - ``tune_pid``: CMA-ES on the closed loop (identified blimp, random steps/buoyancy/noise), cost =
   altitude RMSE + CHATTER_WEIGHT x mean |du| per tick (the motor-chatter term keeps the derivative gain
-  from amplifying LiDAR noise into a bang-bang command). The same optimiser as the SNN, no hand tuning.
+  from amplifying LiDAR noise into a bang-bang command) + STEADY_WEIGHT x steady-state error. The same
+  optimiser as the SNN, no hand tuning.
 - ``train_subnet``: CMA-ES (pip ``cma``) over the sub-network genome in [0, 1]^n. Each generation
   draws ``datasets_per_gen`` data sets from a pool (the paper draws one of 100 per generation) and
   evaluates the whole population on the golden model in one batch call (fitness.evaluate). Every
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.demos.blimp import snn
+from spikeforge.demos.blimp import metrics, snn
 from spikeforge.demos.blimp.closed_loop import PIDController, run_closed_loop
 from spikeforge.demos.blimp.datasets import i_datasets, pd_datasets
 from spikeforge.demos.blimp.fitness import evaluate, score
@@ -32,14 +33,22 @@ from spikeforge.demos.blimp.pid import PIDGains
 from spikeforge.demos.blimp.scenarios import make_scenario
 
 CHATTER_WEIGHT = 0.1
+#: Weight of the steady-state error (metrics.py's, on the tuning scenario) in the PID tuning cost: the
+#: issue asks for <= 3 cm, and RMSE + chatter alone leave the integral gain low (Ki 0.068: 3.0 cm).
+STEADY_WEIGHT = 1.0
 PID_TUNING_SEED = 1000
 
 #: The shipped architecture: 6 encoder pairs + 30 hidden neurons per sub-network (84 neurons).
 PD_SPEC = snn.SubnetSpec("pd", pairs=6, hidden=30, groups=6, fan_in=4, input_scale=2.0, decoder_decay_max=0.95,
                          wiring_seed=1)
-I_SPEC = snn.SubnetSpec("i", pairs=6, hidden=30, groups=6, fan_in=4, input_scale=10.0, decoder_decay_max=0.3,
-                        self_connections=True, wiring_seed=2, syn_log_tau=(2.0, 4.5),
-                        enc_bias_range=(-1.0, 0.0))
+#: The I sub-network is the structured integrator (SubnetSpec.integrator; docs/blimp.md): 6 encoder
+#: pairs (perfect integrate-and-fire, sigma-delta; input 5 mV per m per unit gain, threshold 10 .. 30
+#: mV, so up to 1 m of error is integrated at full rate), 30 hidden neurons each on one pair with +-w
+#: (|w| <= 0.05 nA) into synaptic currents that never decay; hidden thresholds 2 .. 30 mV. The small
+#: |w| is the accumulators' budget: >= 128 m s of error of each sign before a 16-bit current saturates.
+I_SPEC = snn.SubnetSpec("i", pairs=6, hidden=30, groups=6, fan_in=2, input_scale=5.0, decoder_decay_max=0.3,
+                        integrator=True, thresh_range=(2.0, 30.0), enc_thresh_range=(10.0, 30.0), w_max=0.05,
+                        wiring_seed=2)
 
 
 def limit_threads(n: int = 1) -> None:
@@ -57,7 +66,8 @@ def limit_threads(n: int = 1) -> None:
 def pid_closed_loop_cost(gains: PIDGains, scenario) -> float:
     tr = run_closed_loop(PIDController(gains, scenario.batch), scenario)
     rmse = float(np.sqrt(np.mean((tr.altitude - tr.setpoint) ** 2)))
-    return rmse + CHATTER_WEIGHT * float(np.mean(np.abs(np.diff(tr.command, axis=1))))
+    steady = metrics.summarise(tr.altitude, tr.setpoint)["steady_state_error_m"]
+    return rmse + CHATTER_WEIGHT * float(np.mean(np.abs(np.diff(tr.command, axis=1)))) + STEADY_WEIGHT * steady
 
 
 def tune_pid(seed: int = PID_TUNING_SEED, iterations: int = 40, batch: int = 8) -> PIDGains:
