@@ -83,6 +83,10 @@ NEURON_STATE_NAMES = {
     NeuronStateField.Y_TRACE: "y_trace",
 }
 
+#: Profile fields that exist only in cores with ``adaptive_threshold`` (the golden model ignores them
+#: otherwise); they are neither written nor read on other cores.
+ADAPTIVE_PROFILE_FIELDS = {"a_inc", "c_adecay"}
+
 #: Fields whose 32-bit words are read back sign-extended.
 SIGNED_PROFILE_FIELDS = {"v_rest", "bias", "v_reset", "v_thresh"}
 SIGNED_STDP_FIELDS = {"w_min", "w_max"}
@@ -135,6 +139,8 @@ def image_writes(image: CoreImage, *, state: bool = True) -> Iterator[tuple[Regi
     n = c.n_neurons
     for p in range(c.n_profiles):
         for f, name in enumerate(PROFILE_FIELDS):
+            if name in ADAPTIVE_PROFILE_FIELDS and not c.adaptive_threshold:
+                continue  # not stored by a core without threshold adaptation
             yield Region.PROFILE, p * PROFILE_STRIDE + f, to_word(image.profiles[name][p])
     for f, name in enumerate(STDP_FIELDS):
         if c.stdp:
@@ -178,6 +184,8 @@ def image_from_words(config: CoreConfig, words: dict[tuple[int, int], int]) -> C
     img = CoreImage.blank(c)
     for p in range(c.n_profiles):
         for f, name in enumerate(PROFILE_FIELDS):
+            if name in ADAPTIVE_PROFILE_FIELDS and not c.adaptive_threshold:
+                continue  # keeps the blank image's value: unused without adaptation
             img.profiles[name][p] = from_word(words[(Region.PROFILE, p * PROFILE_STRIDE + f)],
                                               name in SIGNED_PROFILE_FIELDS)
     if c.stdp:

@@ -57,6 +57,11 @@ def random_image(config: CoreConfig, rng: np.random.Generator | int = 0, *, extr
         for name, (lo, hi) in edges.items():
             hit = rng.random(P) < 0.3
             pr[name][:] = np.where(hit, rng.choice([lo, hi, rng.integers(lo, hi + 1)], P), pr[name])
+    if not c.adaptive_threshold:
+        # Without adaptation the core stores neither field (memory_map.ADAPTIVE_PROFILE_FIELDS): keep the
+        # canonical values a compiled or blank image has.
+        pr["a_inc"][:] = 0
+        pr["c_adecay"][:] = fx.COEF_ONE
     pr["reset_subtract"][:] = rng.integers(0, 2, P)
     img.neuron_profile[:] = rng.integers(0, P, N)
 
