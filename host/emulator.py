@@ -87,6 +87,7 @@ def build_virtual_board(cores: int | None = None, config=None, network=None, **o
 
 #: Byte devices the emulator can serve, by name. A cocotb-simulated RTL link registers here as "rtl".
 DEVICES: dict[str, Callable[..., object]] = {"golden": build_virtual_board}
+DEVICES["rtl"] = lambda **options: __import__("spikeforge.host.rtl_device", fromlist=["_"]).build_rtl_device(**options)
 
 
 class PtyEmulator:

@@ -1,0 +1,212 @@
+"""The RTL board link as an emulator byte device: the protocol served by the simulated ``LinkTop``.
+
+``RtlLinkDevice(configs)`` has the byte-device interface of ``VirtualBoard`` (``attach(send)``,
+``feed(bytes)``, ``close()``), so ``DeviceSerial`` (in-process) and ``spikeforge board emulate --rtl``
+(a pty) put the real host driver ``Board`` in front of the RTL: every byte the host sends is shifted
+bit by bit into ``uart_rx`` of the simulated ``spikeforge.hdl.link.LinkTop`` and every frame the RTL
+answers is sampled bit by bit from ``uart_tx``. Nothing is modelled: UART, receiver, CRCs, command
+controller and the neuron cores are the RTL.
+
+The simulator is Amaranth's (pure Python, no build step) with a short UART bit time (``divisor``
+clocks per bit, default 4), so it is slow -- about a thousand bytes a second -- but exact; use tiny
+cores (N = 4..16). ``feed`` runs the simulation until the link is idle again (every command answered).
+"""
+
+from collections import deque
+from typing import Callable, Sequence
+
+from spikeforge.core import protocol as P
+from spikeforge.core.config import CoreConfig
+
+Send = Callable[[bytes], None]
+
+
+class RtlLinkDevice:
+    """K cores of ``configs`` behind the simulated RTL link (``LinkTop``).
+
+    ``divisor``: UART clocks per bit in simulation. ``slots``, ``max_words``, ``window``, ``name``: as
+    ``LinkTop``. ``clk_freq`` / ``baud``: what IDENTIFY reports (the simulation runs at ``divisor``)."""
+
+    def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
+                 max_words: int = 64, window: int = 2, name: str = "rtl-sim", clk_freq: int = 12_000_000,
+                 baud: int = 1_000_000, log: Callable[[str], None] | None = None):
+        from amaranth.sim import Simulator
+
+        from spikeforge.hdl.link import LinkTop
+
+        self.top = LinkTop(configs, clk_freq, baud, divisor=divisor, slots=slots, max_words=max_words,
+                           window=window, name=name)
+        self.divisor = divisor
+        self.log = log
+        self._send: Send | None = None
+        self._line: deque = deque()  # uart_rx level for each coming clock cycle
+        self._out = bytearray()
+        self._quiet = 0
+        self.cycles = 0
+        self._sim = Simulator(self.top)
+        self._sim.add_clock(1e-6)
+        self._sim.add_testbench(self._bench, background=True)
+        self._time = 0.0
+
+    def info(self) -> P.BoardInfo:
+        return self.top.info()
+
+    async def _bench(self, ctx):
+        top, d = self.top, self.divisor
+        sampling, countdown, bits, shift = False, 0, 0, 0
+        while True:
+            ctx.set(top.uart_rx, self._line.popleft() if self._line else 1)
+            await ctx.tick()
+            self.cycles += 1
+            tx = ctx.get(top.uart_tx)
+            if not sampling:
+                if not tx:
+                    sampling, countdown, bits, shift = True, d + d // 2 - 1, 0, 0
+            else:
+                countdown -= 1
+                if countdown == 0:
+                    if bits < 8:
+                        shift |= tx << bits
+                        bits += 1
+                        countdown = d
+                    else:  # the stop bit
+                        if tx:
+                            self._out.append(shift)
+                        sampling = False
+            idle = ctx.get(top.idle)
+            self._quiet = self._quiet + 1 if (idle and not self._line and not sampling and tx) else 0
+
+    # ---- the byte-device interface ----------------------------------------------------------------
+    def attach(self, send: Send | None) -> None:
+        self._send = send
+
+    def feed(self, data: bytes) -> None:
+        """Shift ``data`` into the RTL and simulate until every command is answered."""
+        d = self.divisor
+        for byte in bytes(data):
+            self._line.extend([0] * d)
+            for i in range(8):
+                self._line.extend([(byte >> i) & 1] * d)
+            self._line.extend([1] * d)
+        self._quiet = 0
+        chunk = 64 * d
+        while self._quiet < 12 * d:
+            self._time += chunk * 1e-6
+            self._sim.run_until(self._time)
+            if self._out:
+                out = bytes(self._out)
+                self._out.clear()
+                if self._send is not None:
+                    self._send(out)
+
+    def close(self) -> None:
+        self._line.clear()
+
+
+class CocotbLinkDevice:
+    """The same byte device served by the LinkTop Verilog under cocotb (Icarus by default): much
+    faster than the Amaranth simulator, and the same Verilog a bitstream is built from.
+
+    The simulator runs in a thread of this process (cocotb's runner starts it as a subprocess) and
+    talks to this object over a Unix socket (``spikeforge/sim/cocotb_tb/link_bridge.py``)."""
+
+    def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
+                 max_words: int = 64, window: int = 2, name: str = "rtl-cocotb", clk_freq: int = 12_000_000,
+                 baud: int = 1_000_000, simulator: str = "icarus", timeout: float = 600.0,
+                 log: Callable[[str], None] | None = None):
+        import socket
+        import struct
+        import tempfile
+        import threading
+        from pathlib import Path
+
+        from spikeforge.sim.cocotb_tb.link_build import build_link, run_link_bridge
+
+        configs = [configs] if isinstance(configs, CoreConfig) else list(configs)
+        self._info = P.BoardInfo(cores=tuple(configs), name=name, window=window, clock_hz=int(clk_freq),
+                                 baud=int(baud), max_words=max_words, slots=slots, flags=0)
+        self._struct = struct
+        self.log = log
+        self._send: Send | None = None
+        self.build = build_link(configs, divisor=divisor, slots=slots, max_words=max_words, window=window,
+                                name=name, clk_freq=clk_freq, baud=baud, simulator=simulator)
+        self._dir = tempfile.TemporaryDirectory(prefix="spikeforge-link-")
+        path = str(Path(self._dir.name) / "link.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(1)
+        server.settimeout(timeout)
+        self.error: BaseException | None = None
+
+        def simulate():
+            try:
+                run_link_bridge(self.build, path, Path(self._dir.name) / "run")
+            except BaseException as exc:  # reported by feed()
+                self.error = exc
+
+        self._thread = threading.Thread(target=simulate, name="link-cocotb", daemon=True)
+        self._thread.start()
+        try:
+            self._sock, _ = server.accept()
+        except OSError as exc:
+            raise RuntimeError(f"the cocotb link simulation did not connect ({self.error or exc})") from None
+        finally:
+            server.close()
+        self._sock.settimeout(timeout)
+
+    def info(self) -> P.BoardInfo:
+        return self._info
+
+    def attach(self, send: Send | None) -> None:
+        self._send = send
+
+    def _recv(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            chunk = self._sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError(f"the cocotb link simulation ended ({self.error})")
+            data += chunk
+        return bytes(data)
+
+    def feed(self, data: bytes) -> None:
+        data = bytes(data)
+        self._sock.sendall(b"D" + self._struct.pack("<I", len(data)) + data)
+        while True:
+            kind = self._recv(1)
+            if kind == b"I":
+                return
+            (n,) = self._struct.unpack("<I", self._recv(4))
+            chunk = self._recv(n)
+            if self._send is not None:
+                self._send(chunk)
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendall(b"Q")
+        except OSError:
+            pass
+        self._sock.close()
+        self._sock = None
+        self._thread.join(timeout=30)
+        self._dir.cleanup()
+
+
+def build_rtl_device(cores: int | None = None, config=None, network=None, *, slots: int = 16,
+                     backend: str = "amaranth", **options):
+    """Factory for ``spikeforge.host.emulator.DEVICES["rtl"]`` (``spikeforge board emulate --device rtl``):
+    the cores that ``--cores/--config/--network`` describe (as for the golden device) behind the
+    simulated RTL link. ``slots`` is rounded up to a power of two (the RTL indexes slots by step bits).
+    ``backend``: ``amaranth`` (Python simulator, works everywhere) or ``cocotb`` (Icarus; see
+    docs/link-rtl.md for its state)."""
+    from spikeforge.host.emulator import board_configs
+
+    configs = board_configs(cores, config, network)
+    slots = 1 << max(0, int(slots) - 1).bit_length()
+    if backend == "cocotb":
+        return CocotbLinkDevice(configs, slots=slots, **options)
+    if backend == "amaranth":
+        return RtlLinkDevice(configs, slots=slots, **options)
+    raise ValueError(f"backend = {backend!r}: choose amaranth (Python simulator) or cocotb (Icarus)")
