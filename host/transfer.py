@@ -14,7 +14,7 @@ import numpy as np
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import PROFILE_FIELDS, STDP_FIELDS, CoreImage
-from spikeforge.core.memory_map import Region, image_writes
+from spikeforge.core.memory_map import ADAPTIVE_PROFILE_FIELDS, Region, image_writes
 from spikeforge.core.protocol import Op
 
 #: Regions that hold the dynamic state (RESET(STATE) clears them; reloading state writes them).
@@ -25,7 +25,8 @@ def image_word_count(config: CoreConfig, *, state: bool = True) -> int:
     """Words ``image_writes(image, state=state)`` yields for an image of ``config`` (for progress bars)."""
     c = config
     n, s = c.n_neurons, c.n_sources
-    words = c.n_profiles * len(PROFILE_FIELDS) + (len(STDP_FIELDS) if c.stdp else 0) + n + s * n + s
+    profile_fields = len(PROFILE_FIELDS) - (0 if c.adaptive_threshold else len(ADAPTIVE_PROFILE_FIELDS))
+    words = c.n_profiles * profile_fields + (len(STDP_FIELDS) if c.stdp else 0) + n + s * n + s
     if state:
         per_neuron = 4 + int(c.adaptive_threshold) + int(c.stdp)
         words += n * per_neuron + (s if c.stdp else 0) + c.max_delay * 2 * n + 2
