@@ -1,0 +1,463 @@
+"""Will a CoreConfig fit a board? Memory, DSP and logic estimates per FPGA family, checked against the
+part, before any tool runs.
+
+- Memory: the neuron core is elaborated and every memory it really instantiates (name, depth, width)
+  is placed the way Yosys' memory mapper would place it: iCE40 weights in SPRAM when that is cheaper
+  than block RAM (the single-port weight memory is the one SPRAM candidate), everything else in the
+  family's block RAM tile in its best aspect ratio, tiny memories in LUT RAM / logic.
+- DSP: one multiplier per product of the neuron pipeline (5, +2 with STDP, +1 with threshold
+  adaptation), wider operands taking more.
+- Logic: a linear model in what changes the core's logic (address widths, lanes, features), fitted to
+  real builds (boards/calibration.json, written by ``benchmarks/bench_boards.py --calibrate``). Each
+  build's report shows the estimate next to the tools' count, so drift is visible.
+
+The estimate decides which CoreConfig to build and refuses networks that cannot fit with a message
+that names the limit; the tools have the last word (a build that still does not fit fails naming the
+same limit).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.boards.catalog import Board
+from spikeforge.core.config import CoreConfig
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+#: share of the logic a build may use: placers need slack (iCE40 packing fails close to 100 %)
+LOGIC_HEADROOM = {"ice40": 0.97, "ecp5": 0.90, "xc7": 0.85}
+
+
+class CapacityError(ValueError):
+    """The network does not fit the board; the message names the limit and the ways out."""
+
+
+# ---- the memories of a core ----------------------------------------------------------------------
+@dataclass
+class CoreMemory:
+    name: str
+    depth: int
+    width: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+_memory_cache: dict[CoreConfig, list[CoreMemory]] = {}
+
+
+def core_memories(config: CoreConfig) -> list[CoreMemory]:
+    """Every memory the neuron core for ``config`` instantiates (elaborates the RTL once per config)."""
+    if config in _memory_cache:
+        return _memory_cache[config]
+    from amaranth.hdl import Fragment
+    from amaranth.hdl._mem import MemoryInstance
+
+    from spikeforge.boards.interim_link import neuron_core_class
+
+    found = []
+
+    def walk(fragment):
+        for sub, name, *_ in fragment.subfragments:
+            if isinstance(sub, MemoryInstance):
+                data = sub._data
+                found.append(CoreMemory(str(name), int(data.depth), int(data.shape.size
+                                        if hasattr(data.shape, "size") else data.shape.width)))
+            else:
+                walk(sub)
+
+    walk(Fragment.get(neuron_core_class()(config), None))
+    _memory_cache[config] = found
+    return found
+
+
+# ---- placing memories ----------------------------------------------------------------------------
+@dataclass
+class Placement:
+    name: str
+    depth: int
+    width: int
+    kind: str      # spram | bram | lutram | logic
+    tiles: float   # SPRAM tiles for spram, block RAM tiles (the board's tile) for bram
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tiles(depth: int, width: int, modes) -> int:
+    """Tiles of a memory in the best single aspect ratio of a block RAM."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
+
+
+def _packed_tiles(depth: int, width: int, row_bits: int, rows: int) -> int:
+    """Tiles when the width is split into 16-bit columns and power-of-two slices, each slice packing
+    ``row_bits // slice`` words per row (what Yosys' memory mapper does for iCE40 RAM)."""
+    parts = [row_bits] * (width // row_bits)
+    rest = width % row_bits
+    parts += [1 << b for b in range(rest.bit_length()) if rest >> b & 1]
+    return sum(math.ceil(math.ceil(depth / (row_bits // p)) / rows) for p in parts)
+
+
+ICE40_EBR_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+ECP5_EBR_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+XC7_RAMB18_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+XC7_RAMB36_MODES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+#: Yosys' costs: an EBR ~65 (64 plus emulation), logic (flip-flops) 1 per bit
+ICE40_EBR_COST = 65
+
+
+def ice40_ebr_tiles(depth: int, width: int) -> int:
+    return min(_tiles(depth, width, ICE40_EBR_MODES), _packed_tiles(depth, width, 16, 256))
+
+
+def ice40_spram_tiles(depth: int, width: int) -> int:
+    return _packed_tiles(depth, width, 16, 16384)
+
+
+def place_memory(mem: CoreMemory, family: str) -> Placement:
+    """Where a memory of the core goes. iCE40: the weights always in SPRAM (the flow marks that memory
+    ``ram_style = "huge"``: SPRAM is otherwise unused, and it leaves the 4 Kbit EBR to the rest);
+    other memories in EBR unless flip-flops are cheaper (Yosys: one unit per bit, ~65 per EBR).
+    ECP5: every memory in DP16KD. 7 series: Vivado's habit, small memories in LUT RAM."""
+    d, w = mem.depth, mem.width
+    if family == "ice40":
+        if mem.name == "weights":
+            return Placement(mem.name, d, w, "spram", ice40_spram_tiles(d, w))
+        ebr = ice40_ebr_tiles(d, w)
+        if mem.bits < ebr * ICE40_EBR_COST:
+            return Placement(mem.name, d, w, "logic", 0)
+        return Placement(mem.name, d, w, "bram", ebr)
+    if family == "ecp5":
+        # Yosys puts every memory of the core in DP16KD, even one-word ones (measured: no LUT RAM)
+        return Placement(mem.name, d, w, "bram", _tiles(d, w, ECP5_EBR_MODES))
+    if family == "xc7":
+        if d <= 64 or mem.bits <= 1024:
+            return Placement(mem.name, d, w, "lutram", 0)
+        # in RAMB36 units: the cheaper of RAMB18 halves and whole RAMB36
+        return Placement(mem.name, d, w, "bram",
+                         min(_tiles(d, w, XC7_RAMB18_MODES) / 2, _tiles(d, w, XC7_RAMB36_MODES)))
+    raise ValueError(f"unknown FPGA family {family!r}")
+
+
+def rom_tiles(words16: int, family: str) -> float:
+    """Block RAM tiles of a 16-bit wide ROM of ``words16`` words (the standalone boot ROM)."""
+    if words16 <= 0:
+        return 0
+    return place_memory(CoreMemory("boot_rom", words16, 16), family).tiles
+
+
+# ---- DSPs ------------------------------------------------------------------------------------------
+def dsp_count(config: CoreConfig, family: str) -> int:
+    """Multipliers of the neuron pipeline: membrane (3), current decays (2), adaptation, post trace and
+    pre trace decays. 16-bit Q1.15 coefficients times state operands; operands wider than the DSP's
+    port take a second block."""
+    port = {"ice40": 16, "ecp5": 18, "xc7": 25}[family]
+    operands = [config.v_bits + 1, config.i_bits, config.i_bits, config.i_bits, config.i_bits]
+    if config.adaptive_threshold:
+        operands.append(config.adapt_bits)
+    if config.stdp:
+        operands += [config.trace_bits, config.trace_bits]
+    return sum(math.ceil((bits - 1) / port) if bits > port else 1 for bits in operands)
+
+
+# ---- logic -----------------------------------------------------------------------------------------
+FEATURES = ("one", "stdp", "adaptive", "delay_bits", "extra_lanes", "weight_addr_bits", "neuron_bits",
+            "current_inputs", "inputs", "standalone", "kbits_in_logic")
+
+
+def features(config: CoreConfig, standalone: bool = False, family: str = "ice40") -> np.ndarray:
+    """What the core's logic grows with: features on, lanes, address widths, and the memories small
+    enough to become flip-flops or LUT RAM (in Kbit)."""
+    words = config.n_sources * config.n_neurons // config.lanes
+    in_logic = sum(m.bits for m in core_memories(config)
+                   if place_memory(m, family).kind in ("logic", "lutram"))
+    return np.array([
+        1.0, float(config.stdp), float(config.adaptive_threshold), float(config.delay_bits),
+        float(config.lanes - 1), math.log2(max(2, words)), math.log2(max(2, config.n_neurons)),
+        float(config.n_current_inputs > 0), float(config.n_inputs > 0), float(standalone), in_logic / 1024,
+    ])
+
+
+#: Starting coefficients per family (logic units per feature), used where calibration data is thin.
+PRIOR = {
+    "ice40": dict(one=3900, stdp=900, adaptive=250, delay_bits=80, extra_lanes=250, weight_addr_bits=30,
+                  neuron_bits=25, current_inputs=80, inputs=80, standalone=450, kbits_in_logic=1400),
+    "ecp5": dict(one=3900, stdp=1000, adaptive=250, delay_bits=80, extra_lanes=300, weight_addr_bits=30,
+                 neuron_bits=25, current_inputs=80, inputs=80, standalone=450, kbits_in_logic=300),
+    "xc7": dict(one=2600, stdp=700, adaptive=180, delay_bits=60, extra_lanes=200, weight_addr_bits=20,
+                neuron_bits=18, current_inputs=60, inputs=60, standalone=350, kbits_in_logic=150),
+}
+
+
+@dataclass
+class LogicModel:
+    family: str
+    coefficients: dict[str, float]
+    samples: int
+    source: str
+
+    def predict(self, config: CoreConfig, standalone: bool = False) -> int:
+        x = features(config, standalone, self.family)
+        return int(round(float(np.dot(x, [self.coefficients[f] for f in FEATURES]))))
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {"samples": []}
+
+
+LOGIC_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
+#: the top level whose builds calibrate the core's own logic (a few hundred cells of UART around it)
+REFERENCE_TOP = "InterimUartLink"
+
+
+def sample_from_build(design: dict, utilisation: dict) -> dict | None:
+    """A calibration sample from a build's design.json and nextpnr utilisation."""
+    family = design.get("family")
+    cell = LOGIC_CELL.get(family)
+    if cell is None or cell not in utilisation or "config" not in design:
+        return None
+    return {"family": family, "board": design.get("board"), "config": design["config"],
+            "standalone": design.get("mode") == "standalone", "top": design.get("top", design.get("mode")),
+            "luts": int(utilisation[cell][0]), "fingerprint": design.get("fingerprint")}
+
+
+def cached_samples(cache_root: Path | None = None) -> list[dict]:
+    """Calibration samples from every build in the bitstream cache: each real build refines the
+    estimate of the next (only builds of the current hardware sources count)."""
+    from spikeforge.boards.build import bitstream_cache_root
+    from spikeforge.boards.toolchain import design_fingerprint
+
+    root = Path(cache_root) if cache_root else bitstream_cache_root()
+    fingerprint = design_fingerprint()
+    out = []
+    # result.json: finished builds; failed.json: builds nextpnr could not place (their size counts too)
+    for result in sorted(list(root.glob("*/result.json")) + list(root.glob("*/failed.json"))):
+        try:
+            design = json.loads((result.parent / "design.json").read_text())
+            util = json.loads(result.read_text())["utilisation"]
+        except (OSError, ValueError, KeyError):
+            continue
+        sample = sample_from_build(design, util)
+        if sample and sample["fingerprint"] == fingerprint:
+            out.append(sample)
+    return out
+
+
+def calibration_samples(family: str) -> tuple[list[dict], str]:
+    """The samples the logic model is fitted to, and where they come from: builds of the current
+    hardware in the shipped calibration (boards/calibration.json) and in the local bitstream cache."""
+    from spikeforge.boards.toolchain import design_fingerprint
+
+    fingerprint = design_fingerprint()
+    shipped = [s for s in load_calibration().get("samples", []) if s.get("family") == family]
+    current = [s for s in shipped if s.get("fingerprint") == fingerprint]
+    local = [s for s in cached_samples() if s["family"] == family]
+    if current or local:
+        return current + local, (f"{len(current)} calibration build(s) of this hardware version"
+                                 f" + {len(local)} cached build(s)")
+    if shipped:
+        return shipped, f"{len(shipped)} calibration build(s) of an older hardware version (re-calibrate)"
+    return [], "prior (no calibration builds)"
+
+
+def logic_model(family: str, calibration: dict | None = None, top: str | None = None) -> LogicModel:
+    """The logic model of a family: the prior, pulled toward real builds by ridge regression.
+    ``calibration`` (a dict with "samples") replaces the automatic sample collection. ``top``: the
+    design around the core (the host link's qualified name, or "standalone"); builds with the same
+    top are used when there are any, because the link's own logic is part of every count."""
+    if calibration is None:
+        samples, source = calibration_samples(family)
+    else:
+        samples = [s for s in calibration.get("samples", []) if s.get("family") == family]
+        source = f"{len(samples)} given calibration build(s)"
+    if top is not None and samples:
+        same = [s for s in samples if s.get("top") == top]
+        reference = [s for s in samples if str(s.get("top", "")).endswith(REFERENCE_TOP)]
+        if same:
+            samples, source = same, f"{source}; {len(same)} with this top level"
+        else:
+            # another top level's own logic would bias the fit: use the interim bridge's builds
+            samples = reference
+            source += (f"; none with the top level {top.rsplit('.', 1)[-1]} yet, so {len(reference)} with the "
+                       "interim bridge (the link's own logic is not in the estimate)")
+    prior = np.array([PRIOR[family][f] for f in FEATURES])
+    if not samples:
+        return LogicModel(family, dict(PRIOR[family]), 0, source)
+    X = np.array([features(CoreConfig.from_dict(s["config"]), s.get("standalone", False), family) for s in samples])
+    y = np.array([float(s["luts"]) for s in samples])
+    # ridge toward the prior: minimise |X b - y|^2 + lam |b - prior|^2. A tiny lam lets the data win
+    # wherever it says something and keeps the prior in the directions no build has explored.
+    XtX = X.T @ X
+    lam = 1e-6 * max(1.0, float(np.trace(XtX)))
+    A = XtX + lam * np.eye(len(FEATURES))
+    b = np.linalg.solve(A, X.T @ y + lam * prior)
+    return LogicModel(family, dict(zip(FEATURES, map(float, b))), len(samples), source)
+
+
+# ---- the estimate ----------------------------------------------------------------------------------
+@dataclass
+class Limit:
+    name: str       # logic | block RAM | SPRAM | DSP
+    needed: float
+    available: float
+    unit: str
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "needed": self.needed, "available": self.available, "unit": self.unit,
+                "fits": self.fits}
+
+
+@dataclass
+class Estimate:
+    board: str
+    config: CoreConfig
+    standalone: bool
+    luts: int
+    dsps: int
+    bram_tiles: float
+    spram_tiles: int
+    rom_tiles: float
+    memories: list[Placement] = field(default_factory=list)
+    limits: list[Limit] = field(default_factory=list)
+    model: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return all(limit.fits for limit in self.limits)
+
+    @property
+    def failed(self) -> list[Limit]:
+        return [limit for limit in self.limits if not limit.fits]
+
+    def to_dict(self) -> dict:
+        return {"luts": self.luts, "dsps": self.dsps, "bram_tiles": self.bram_tiles,
+                "spram_tiles": self.spram_tiles, "rom_tiles": self.rom_tiles, "fits": self.fits,
+                "limits": [l.to_dict() for l in self.limits], "logic_model": self.model,
+                "memories": [p.to_dict() for p in self.memories]}
+
+
+LOGIC_UNIT = {"ice40": "logic cells", "ecp5": "LUT4", "xc7": "LUT6"}
+BRAM_UNIT = {"ice40": "4 Kbit EBR", "ecp5": "18 Kbit DP16KD", "xc7": "36 Kbit RAMB36"}
+
+
+# ---- Yosys' own count ------------------------------------------------------------------------------
+CENSUS_CELLS = {
+    "ice40": {"bram": ("SB_RAM40_4K",), "spram": ("SB_SPRAM256KA",), "dsp": ("SB_MAC16",)},
+    "ecp5": {"bram": ("DP16KD",), "spram": (), "dsp": ("MULT18X18D",)},
+}
+CENSUS_SCRIPT = {"ice40": "synth_ice40 -spram -dsp -top spikeforge_core -run begin:map_ffram",
+                 "ecp5": "synth_ecp5 -top spikeforge_core -run begin:map_ffram"}
+
+
+def census(config: CoreConfig, family: str, *, cache_root: Path | None = None) -> dict | None:
+    """Block RAM, SPRAM and multipliers of the core exactly as Yosys maps them for ``family`` (the
+    synthesis script up to memory mapping, a few seconds), cached per config and hardware version.
+    None for families the open tools do not build (7 series)."""
+    if family not in CENSUS_SCRIPT:
+        return None
+    import hashlib
+
+    from amaranth.back import rtlil
+
+    from spikeforge.boards.build import locked
+    from spikeforge.boards.interim_link import neuron_core_class
+    from spikeforge.boards.logs import parse_yosys_stat, read
+    from spikeforge.boards.netlist import prepare_for_synthesis
+    from spikeforge.boards.toolchain import (
+        cache_home, design_fingerprint, run_tool, tool_environment, tool_versions,
+    )
+
+    key = hashlib.sha256(json.dumps([config.to_dict(), family, design_fingerprint(), tool_versions()],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    root = (cache_root or cache_home() / "capacity") / f"{family}-{key}"
+    result = root / "census.json"
+    with locked(root.parent / f".{family}-{key}.lock"):
+        if result.exists():
+            return json.loads(result.read_text())
+        root.mkdir(parents=True, exist_ok=True)
+        core = neuron_core_class()(config)
+        (root / "core.il").write_text(prepare_for_synthesis(rtlil.convert(core, name="spikeforge_core"), family))
+        (root / "census.ys").write_text(f"read_rtlil core.il\n{CENSUS_SCRIPT[family]}\ntee -o stat.txt stat\n")
+        run_tool(["yosys", "-q", "-l", "census.log", "census.ys"], cwd=root, log=root / "census.stdout.log",
+                 env=tool_environment(), what="memory census (yosys)")
+        cells = parse_yosys_stat(read(root / "stat.txt"))
+        counts = {kind: sum(cells.get(c, 0) for c in names) for kind, names in CENSUS_CELLS[family].items()}
+        result.write_text(json.dumps(counts))
+        (root / "core.il").unlink()
+        return counts
+
+
+#: the standalone top's own memories: the spike event FIFO (64 x 13 bits)
+STANDALONE_FIFO = CoreMemory("events", 64, 13)
+
+
+def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_words: int = 0,
+             calibration: dict | None = None, exact: bool = True, top: str | None = None) -> Estimate:
+    """What ``config`` needs on ``board``. ``exact``: memories and multipliers from Yosys' census
+    (iCE40, ECP5); otherwise (and on the 7 series) from the placement rules above."""
+    fam = board.family
+    res = board.resources
+    placements = [place_memory(mem, fam) for mem in core_memories(config)]
+    bram = sum(p.tiles for p in placements if p.kind == "bram")
+    spram = int(sum(p.tiles for p in placements if p.kind == "spram"))
+    dsps = dsp_count(config, fam)
+    counted = census(config, fam) if exact else None
+    if counted is not None:
+        bram, spram, dsps = counted["bram"], counted["spram"], counted["dsp"]
+    rom = rom_tiles(rom_words, fam) + place_memory(STANDALONE_FIFO, fam).tiles if standalone else 0
+    model = logic_model(fam, calibration, "standalone" if standalone else top)
+    luts = model.predict(config, standalone)
+    limits = [
+        Limit("logic", luts, int(res.luts * LOGIC_HEADROOM[fam]), LOGIC_UNIT[fam]),
+        Limit("block RAM", bram + rom, res.bram_tiles, BRAM_UNIT[fam]),
+        Limit("DSP", dsps, res.dsps, "multipliers"),
+    ]
+    if fam == "ice40":
+        limits.insert(2, Limit("SPRAM", spram, res.spram_tiles, "256 Kbit SPRAM"))
+    return Estimate(board.name, config, standalone, luts, dsps, bram, spram, rom, placements, limits,
+                    model.source + ("; memories and DSPs counted by Yosys" if counted else
+                                    "; memories and DSPs from the placement rules"))
+
+
+def describe_failure(est: Estimate, board: Board, network_summary: str) -> str:
+    """The message for a network that does not fit: which limit, by how much, and what to do."""
+    parts = []
+    for limit in est.failed:
+        parts.append(f"{limit.name}: needs {limit.needed:g} {limit.unit}, the {board.part} has "
+                     f"{limit.available:g}" + (" usable" if limit.name == "logic" else ""))
+    bigger = {"ice40": "ulx3s-85f or cmod-a7-35t", "ecp5": "a larger ECP5 board", "xc7": "a larger Artix-7 board"}
+    return (f"{network_summary} does not fit the {board.title} ({board.part}) even as the smallest core "
+            f"{_config_summary(est.config)}: " + "; ".join(parts)
+            + f". Use a bigger board (--board {bigger[board.family]}), fewer neurons or synapses "
+            "(fewer inputs, narrower --weight-bits, no STDP or delays), or simulate it with --backend spinnaker.")
+
+
+def _config_summary(c: CoreConfig) -> str:
+    feats = [f for f, on in (("STDP", c.stdp), ("adaptive threshold", c.adaptive_threshold),
+                             (f"delays up to {c.max_delay}", c.max_delay > 1)) if on]
+    return (f"(N={c.n_neurons}, A={c.n_inputs}, {c.weight_bits}-bit weights, lanes={c.lanes}"
+            + (", " + ", ".join(feats) if feats else "") + ")")
+
+
+def preferred_lanes(synapse_bits: int, board: Board, n_neurons: int) -> list[int]:
+    """Lanes to try, best first: the most synapses that fill one word of the weight memory, then fewer
+    (fewer lanes = less logic). Lanes must divide N, which the compiler rounds up to a multiple."""
+    best = 1
+    for lanes in (1, 2, 4, 8, 16):
+        if lanes * synapse_bits <= board.weight_memory_width and lanes <= max(1, n_neurons):
+            best = lanes
+    return [p for p in (16, 8, 4, 2, 1) if p <= best]
