@@ -1,0 +1,46 @@
+"""The real host driver (host/board.py Board) against the RTL link: LinkTop simulated bit by bit.
+
+Board talks through an in-process serial port (host/loopback.py DeviceSerial) to
+host/rtl_device.py RtlLinkDevice, which shifts every byte through the RTL UART of LinkTop (Amaranth
+simulator, divisor 4 clocks per bit). The network must come back exactly as the golden model runs
+it: the spikes of every step and the learned (STDP) weights.
+"""
+
+import numpy as np
+import pytest
+
+from spikeforge.core.config import CoreConfig
+from spikeforge.core.random_image import random_image, random_inputs
+from spikeforge.host.board import Board
+from spikeforge.host.loopback import DeviceSerial
+from spikeforge.host.rtl_device import RtlLinkDevice
+from spikeforge.sim.golden import GoldenCore
+
+CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=1, n_profiles=1, max_delay=2, stdp=True,
+                    adaptive_threshold=True)
+
+
+@pytest.mark.slow  # about 4 minutes: the Amaranth simulator runs ~3k cycles/s
+def test_board_loads_runs_and_reads_back_exactly_the_golden_model():
+    image = random_image(CONFIG, 2)  # a seed whose network spikes and learns in 6 steps
+    image.learning = True
+    steps = 6
+    inputs, currents = random_inputs(CONFIG, steps, 3, rate=0.4)
+
+    golden = GoldenCore(image.copy())
+    want = golden.run(inputs, currents=currents).spikes
+    want_image = golden.images()
+
+    device = RtlLinkDevice([CONFIG], slots=4, max_words=32, divisor=4)
+    with Board(DeviceSerial(device, own_device=True), timeout=30.0, retries=1) as board:
+        assert board.config(0) == CONFIG
+        board.load(image, verify=True)
+        record = board.run(steps, inputs, currents)
+        back = board.read_image(0)
+    np.testing.assert_array_equal(record.spikes, want)
+    assert want.any(), "the test network must spike, else it proves nothing"
+    np.testing.assert_array_equal(back.weights, want_image.weights)
+    assert (want_image.weights != image.weights).any(), "STDP must have changed weights"
+
+    np.testing.assert_array_equal(back.v, want_image.v)
+    assert back.step == want_image.step == image.step + steps
