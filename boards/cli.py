@@ -53,7 +53,7 @@ def _fail(message: str, code: int = 2):
 
 
 def compile_command(
-    net: Path = typer.Argument(..., help="Network file (.yaml, .json, or any format `spikeforge sim` reads)."),
+    net: Path = typer.Argument(..., help="Network file: .yaml/.json, .nir graph (with --dt) or a PyNN script (.py)."),
     board: str = typer.Option(..., "--board", "-b",
                               help="icebreaker (iCE40 UP5K), ulx3s-85f (ECP5 85F) or cmod-a7-35t (Artix-7)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: out/NETWORK-BOARD)."),
@@ -61,7 +61,7 @@ def compile_command(
                                     help="Bake the network and its input stimulus into a boot ROM: the board "
                                          "runs with no host and streams spikes out of its UART."),
     clock: Optional[float] = typer.Option(None, "--clock", help="Core clock in MHz (default: the board's own: "
-                                          "24 iCEBreaker, 50 ULX3S, 100 Cmod A7)."),
+                                          "24 iCEBreaker, 25 ULX3S, 50 Cmod A7)."),
     baud: int = typer.Option(1_000_000, "--baud", help="UART baud rate."),
     weight_bits: Optional[int] = typer.Option(None, "--weight-bits", help="Weight width (default 8)."),
     lanes: Optional[int] = typer.Option(None, "--lanes",
@@ -80,6 +80,7 @@ def compile_command(
                                help="Build even if the capacity estimate says the network does not fit "
                                     "(place and route decides)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json at the end."),
+    dt: Optional[float] = typer.Option(None, "--dt", help="Timestep (ms) for NIR files (NIR carries none)."),
 ):
     """Compile a network into an FPGA bitstream for a board, with report.md / report.json."""
     from spikeforge.boards.build import BuildError
@@ -91,7 +92,7 @@ def compile_command(
 
     try:
         b = get_board(board)
-        network = load_network_file(net)
+        network = load_network_file(net, dt)
     except (BoardError, ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     out = out or Path("out") / f"{network.name}-{b.name}"

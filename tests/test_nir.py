@@ -301,3 +301,29 @@ def test_export_command_writes_nir(tmp_path):
     assert read_nir(out).population("exc").size == 4
     result = CliRunner().invoke(app, ["export", str(tmp_path / "missing.yaml"), "-o", str(out)])
     assert result.exit_code == 2 and "no such network file" in result.output
+
+
+def test_cli_compile_takes_nir_files(tmp_path):
+    """`spikeforge compile net.nir --dt` builds the board files (the Artix-7 board needs no P&R here:
+    without Vivado it writes the project); without --dt it stops and names the option."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from spikeforge.cli import app
+
+    src = Path(__file__).resolve().parents[1] / "examples" / "nir_recurrent.nir"
+    out = tmp_path / "board"
+    result = CliRunner().invoke(app, ["compile", str(src), "--board", "cmod-a7-35t", "--dt", "1.0",
+                                      "--no-vivado", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    from spikeforge.compiler import compile as compile_network
+
+    expected = compile_network(load_any(src, 1.0)).config
+    assert report["core_config"]["n_neurons"] == expected.n_neurons
+    assert report["core_config"]["n_inputs"] == expected.n_inputs
+    assert (out / "top.v").exists() and (out / "build.tcl").exists()
+    result = CliRunner().invoke(app, ["compile", str(src), "--board", "cmod-a7-35t", "-o", str(tmp_path / "b2")])
+    assert result.exit_code != 0
+    assert "--dt" in result.output and "timestep" in result.output
