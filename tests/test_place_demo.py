@@ -143,4 +143,8 @@ def test_throughput_prediction_and_scaling(tiny_ensemble):
     raster[0, :3] = True
     assert link_bytes_per_image(raster, SHORT.n_neurons)[0] > 0
     s = golden_scaling(imgs, ds.query[:1], SHORT, counts=(1, 2, 4), repeats=1)
-    assert s["modules"] == [1, 2, 4] and s["seconds_per_module"] > 0
+    # wall times are measured, not asserted (a loaded machine can make 4 modules as fast as 2): check
+    # that each count was timed and that the line is the least-squares fit of those times
+    assert s["modules"] == [1, 2, 4] and len(s["seconds"]) == 3 and min(s["seconds"]) > 0
+    slope, intercept = np.polyfit([1, 2, 4], s["seconds"], 1)
+    assert s["seconds_per_module"] == pytest.approx(slope) and s["intercept_s"] == pytest.approx(intercept)
