@@ -4,7 +4,6 @@ virtual board over the UART protocol; the shipped controller and the CLI."""
 import json
 
 import numpy as np
-import pytest
 
 from spikeforge.demos.blimp import metrics, snn
 from spikeforge.demos.blimp.closed_loop import run_closed_loop
@@ -92,19 +91,3 @@ def test_cli_default_run(tmp_path):
         assert (tmp_path / png).stat().st_size > 1000
     bad = CliRunner().invoke(app, ["--out", str(tmp_path), "--backend", "board"])
     assert bad.exit_code != 0 and "--port" in bad.output
-
-
-@pytest.mark.rtl
-@pytest.mark.slow
-def test_rtl_replay_of_the_closed_loop_matches_golden():
-    from spikeforge.demos.blimp.evaluation import run_snn
-    from spikeforge.demos.blimp.runners import rtl_replay
-
-    c = small_controller(1)
-    sc = short_scenario(batch=1)
-    sc.setpoint = sc.setpoint[:, :20]
-    _, (ctrl,) = run_snn(c, sc, "golden", log_currents=True)
-    currents, spikes = np.concatenate(ctrl.currents_log), np.concatenate(ctrl.spikes_log)
-    assert spikes.any()
-    res = rtl_replay(c.image(), currents, spikes)
-    assert res["identical"], f"RTL spikes differ from the golden model's from step {res['first_difference']}"

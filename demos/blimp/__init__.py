@@ -2,6 +2,8 @@
 
 Modules: plant (identified blimp model), pid (baseline), scenarios, metrics, closed_loop, snn
 (architecture, genome -> CoreImage), datasets, fitness (batch evaluation on the golden model),
-train (CMA-ES), runners (golden / board / RTL replay), snn_controller, evaluation, plots, cli.
+train (CMA-ES), runners (golden / board / RTL, rtl_step_bridge), snn_controller, evaluation, plots, cli;
+the standalone controller: fixed_point (integer encoder/decoder), boot_loader, standalone_top (the
+logic), standalone (ROM, simulation check, bitstream), standalone_tb (its cocotb closed loop).
 docs/blimp.md explains the design.
 """

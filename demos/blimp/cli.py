@@ -34,8 +34,15 @@ def blimp_command(
     generations: int = typer.Option(300, "--generations", min=1, help="--train: CMA-ES generations per sub-network."),
     popsize: int = typer.Option(24, "--popsize", min=4, help="--train: CMA-ES population size."),
     seed: int = typer.Option(0, "--seed", help="--train: seed of data sets and CMA-ES."),
-    rtl_seconds: float = typer.Option(5.0, "--rtl-seconds", min=0.1, help="--backend rtl: seconds of flight replayed."),
-    simulator: str = typer.Option("icarus", "--simulator", help="--backend rtl: icarus or verilator."),
+    rtl_seconds: float = typer.Option(5.0, "--seconds", "--rtl-seconds", min=0.1,
+                                      help="--backend rtl / --standalone: seconds of flight simulated on the RTL "
+                                           "(10 ticks/s)."),
+    simulator: str = typer.Option("icarus", "--simulator", help="--backend rtl / --standalone: icarus or verilator."),
+    standalone: bool = typer.Option(False, "--standalone",
+                                    help="Build the controller as a standalone bitstream (error in, command out over "
+                                         "UART; no host) and check it in simulation against the golden model."),
+    board: str = typer.Option("icebreaker", "--board", help="--standalone: the board (iCE40/ECP5, open tools)."),
+    no_build: bool = typer.Option(False, "--no-build", help="--standalone: simulate only, skip place and route."),
 ):
     """Closed-loop altitude control of a blimp by an SNN evolved to mimic PID, bit-exact on the core."""
     from spikeforge.demos.blimp import snn
@@ -61,6 +68,9 @@ def blimp_command(
             raise typer.BadParameter(str(exc), param_hint="--controller") from None
         if controller_file is None and HISTORY_FILE.exists():
             history = json.loads(HISTORY_FILE.read_text())
+    if standalone:
+        _standalone(controller, board, out, rtl_seconds, simulator, not no_build, console)
+        return
     eval_backend = backend if backend in ("golden", "virtual-board", "board") else "golden"
     t0 = time.perf_counter()
     try:
@@ -73,10 +83,13 @@ def blimp_command(
             raise typer.Exit(1)
         raise
     m = ev.metrics
+    failed = False
     if eval_backend != "golden":
         m["identical_to_golden"] = _compare_with_golden(controller, ev, runs)
     if backend == "rtl":
         m["rtl"] = _rtl_check(controller, rtl_seconds, simulator, console)
+        if not m["rtl"].get("identical"):
+            failed = True
     if backend == "spinnaker":
         m["spinnaker"] = _spinnaker_mapping(controller, console)
     m["backend"] = backend
@@ -84,6 +97,9 @@ def blimp_command(
     paths = write_outputs(ev, controller, out, history)
     _print_table(console, m)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    if failed:
+        console.print("[red]the RTL closed loop did not match the golden model[/red] (metrics.json: rtl)")
+        raise typer.Exit(1)
 
 
 def _train(out: Path, generations: int, popsize: int, seed: int, console: Console):
@@ -107,24 +123,59 @@ def _compare_with_golden(controller, ev, runs: int) -> bool:
 
 
 def _rtl_check(controller, seconds: float, simulator: str, console: Console) -> dict:
-    """Replay the first ``seconds`` of the golden closed loop on the RTL core; spikes must match."""
-    from spikeforge.demos.blimp.evaluation import eval_scenario, run_snn
-    from spikeforge.demos.blimp.runners import rtl_replay
+    """Fly the first ``seconds`` of evaluation run 0 in closed loop on the generated Verilog (cocotb)
+    and on the golden model; the trajectories must be identical, bit for bit."""
+    from spikeforge.demos.blimp.evaluation import rtl_closed_loop
 
+    console.print(f"RTL: {int(round(seconds * 10))} control ticks in closed loop on the generated Verilog "
+                  f"({simulator}, one core step per tick) ...")
+    try:
+        return rtl_closed_loop(controller, seconds, simulator)
+    except Exception as exc:  # simulator missing, build failed, RTL hung: report, do not hide
+        console.print(f"[red]RTL run failed:[/red] {exc}")
+        return {"identical": False, "error": str(exc), "steps": int(round(seconds * 10))}
+
+
+def _standalone(controller, board: str, out: Path, seconds: float, simulator: str, build: bool,
+                console: Console) -> None:
+    """--standalone: the board's Verilog (boot ROM + core + encoder/decoder) flies ``seconds`` of
+    evaluation run 0 in simulation against the golden model; then the bitstream is built."""
+    from spikeforge.demos.blimp.evaluation import eval_scenario
+    from spikeforge.demos.blimp.standalone import build_standalone, check_against_golden
+
+    out.mkdir(parents=True, exist_ok=True)
     ticks = max(1, int(round(seconds * 10)))
     sc = eval_scenario(1)
     sc.setpoint = sc.setpoint[:, :ticks]
-    _, (ctrl,) = run_snn(controller, sc, "golden", log_currents=True)
-    currents = np.concatenate(ctrl.currents_log)  # (T, K): batch of one
-    spikes = np.concatenate(ctrl.spikes_log)
-    console.print(f"RTL: replaying {ticks} control ticks on the generated Verilog ({simulator}) ...")
+    console.print(f"standalone controller: {ticks} control ticks in closed loop on its Verilog ({simulator}; "
+                  "the boot alone is ~300,000 clock cycles) ...")
     try:
-        res = rtl_replay(controller.image(), currents, spikes, simulator=simulator)
-    except Exception as exc:  # simulator missing, build failed: report, do not hide
-        console.print(f"[red]RTL run failed:[/red] {exc}")
-        return {"identical": False, "error": str(exc), "steps": ticks}
-    res.pop("spikes")
-    return res
+        sim = check_against_golden(controller, sc, simulator=simulator)
+    except Exception as exc:  # simulator missing or failed: say so
+        console.print(f"[red]simulation failed:[/red] {exc}")
+        raise typer.Exit(1)
+    (out / "standalone_check.json").write_text(json.dumps(sim, indent=2))
+    console.print(f"simulated board vs golden model (integer encoder/decoder), {sim['ticks_flown']} ticks: "
+                  f"identical = {sim['identical']}; boot {sim['boot_cycles']:,} cycles, "
+                  f"<= {sim['tick_cycles_max']} cycles per tick")
+    if not sim["identical"]:
+        console.print(f"[red]the standalone controller left the golden trajectory[/red] "
+                      f"(tick {sim['first_difference']}, {sim['error']}); see {out / 'standalone_check.json'}")
+        raise typer.Exit(1)
+    if not build:
+        return
+    from spikeforge.boards.build import BuildError
+
+    console.print(f"building the bitstream for the {board} (place and route takes minutes; cached after) ...")
+    try:
+        report = build_standalone(controller, out, board)
+    except (BuildError, ValueError, KeyError) as exc:
+        console.print(f"[red]build failed:[/red] {exc}")
+        raise typer.Exit(1)
+    t = report["timing"]
+    console.print(f"wrote {out / report['bitstream']['file']} ({'cached' if report['bitstream']['cached'] else 'built'}; "
+                  f"{t['fmax_mhz']:.1f} MHz reached for {t['target_mhz']:.1f} MHz), report.json, rom.hex, top.v. "
+                  f"UART: send {report['uart_protocol']['in']}; receive {report['uart_protocol']['out']}.")
 
 
 def _spinnaker_mapping(controller, console: Console) -> dict:
@@ -162,4 +213,5 @@ def _print_table(console: Console, m: dict) -> None:
         console.print(f"trajectory identical to the golden model: {m['identical_to_golden']}")
     if "rtl" in m:
         r = m["rtl"]
-        console.print(f"RTL replay of {r.get('steps')} steps: spikes identical to the golden model: {r.get('identical')}")
+        console.print(f"RTL closed loop, {r.get('steps')} ticks: commands, altitudes and spikes identical to the "
+                      f"golden model: {r.get('identical')}")

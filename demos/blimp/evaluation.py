@@ -18,7 +18,8 @@ import numpy as np
 from spikeforge.demos.blimp import metrics, plots, snn
 from spikeforge.demos.blimp.closed_loop import PIDController, Trajectory, run_closed_loop
 from spikeforge.demos.blimp.pid import PIDGains
-from spikeforge.demos.blimp.runners import BoardRunner, GoldenRunner
+from spikeforge.demos.blimp.plant import CONTROL_HZ
+from spikeforge.demos.blimp.runners import BoardRunner, GoldenRunner, RtlRunner
 from spikeforge.demos.blimp.scenarios import Scenario, make_scenario
 from spikeforge.demos.blimp.snn_controller import SNNController
 
@@ -31,16 +32,21 @@ def eval_scenario(runs: int = 8, seed: int = EVAL_SEED, buoyancy=(-0.5, 0.5)) ->
 
 
 def run_snn(controller: snn.Controller, scenario: Scenario, backend: str = "golden", port: str | None = None,
-            log_currents: bool = False) -> tuple[Trajectory, list[SNNController]]:
-    """The SNN closed loop on ``backend`` (golden, virtual-board, board); returns the trajectory and the
-    SNNController(s) (their currents/spike logs when ``log_currents``)."""
+            log_currents: bool = False, simulator: str = "icarus") -> tuple[Trajectory, list[SNNController]]:
+    """The SNN closed loop on ``backend`` (golden, virtual-board, board, rtl); returns the trajectory and
+    the SNNController(s) (their currents/spike logs when ``log_currents``). ``simulator``: rtl's."""
     image = controller.image()
     if backend == "golden":
         ctrl = SNNController(controller, GoldenRunner(image, scenario.batch), log_currents)
         return run_closed_loop(ctrl, scenario, record_spikes=True), [ctrl]
     trajs, ctrls = [], []
     for b in range(scenario.batch):  # a board runs one blimp at a time
-        runner = BoardRunner.virtual(image) if backend == "virtual-board" else BoardRunner.open(port, image)
+        if backend == "rtl":
+            runner = RtlRunner(image, simulator=simulator)
+        elif backend == "virtual-board":
+            runner = BoardRunner.virtual(image)
+        else:
+            runner = BoardRunner.open(port, image)
         with runner:
             ctrl = SNNController(controller, runner, log_currents)
             trajs.append(run_closed_loop(ctrl, scenario.take(b), record_spikes=True))
@@ -53,6 +59,37 @@ def _stack(trajs: list[Trajectory]) -> Trajectory:
     return Trajectory(time=trajs[0].time, setpoint=cat("setpoint"), altitude=cat("altitude"), measured=cat("measured"),
                       command=cat("command"), parts={k: np.concatenate([t.parts[k] for t in trajs]) for k in trajs[0].parts},
                       spikes=np.concatenate([t.spikes for t in trajs]))
+
+
+def rtl_closed_loop(controller: snn.Controller, seconds: float = 5.0, simulator: str = "icarus",
+                    seed: int = EVAL_SEED, scenario: Scenario | None = None) -> dict:
+    """Fly the first ``seconds`` of evaluation run 0 (or of run 0 of ``scenario``) with the SNN on the
+    generated Verilog of the core (``RtlRunner``: cocotb, one timestep per control tick) and on the
+    golden model; the summary dict says whether commands, altitudes and spikes are identical, bit for bit.
+
+    Keys: ``identical`` (all three), ``commands_identical``, ``altitudes_identical``,
+    ``spikes_identical``, ``first_difference`` (tick or None), ``steps``, ``flight_seconds``,
+    ``spikes_total``, ``cycles_per_step_max``, ``simulator``, ``wall_seconds``, ``max_abs_command``."""
+    ticks = max(1, int(round(seconds * CONTROL_HZ)))
+    sc = eval_scenario(1, seed) if scenario is None else scenario.take(0)
+    sc.setpoint = sc.setpoint[:, :ticks]
+    gold, _ = run_snn(controller, sc, "golden")
+    t0 = time.perf_counter()
+    image = controller.image()
+    with RtlRunner(image, simulator=simulator) as runner:
+        rtl = run_closed_loop(SNNController(controller, runner), sc, record_spikes=True)
+        cycles = list(runner.cycles)
+    wall = time.perf_counter() - t0
+    same = {"commands_identical": np.array_equal(gold.command, rtl.command),
+            "altitudes_identical": np.array_equal(gold.altitude, rtl.altitude),
+            "spikes_identical": np.array_equal(gold.spikes, rtl.spikes)}
+    differs = (gold.command != rtl.command).any(axis=0) | (gold.spikes != rtl.spikes).any(axis=(0, 2))
+    first = np.flatnonzero(differs)
+    return {"identical": all(same.values()), **{k: bool(v) for k, v in same.items()},
+            "first_difference": int(first[0]) if first.size else None, "steps": ticks,
+            "flight_seconds": ticks / CONTROL_HZ, "spikes_total": int(rtl.spikes.sum()),
+            "cycles_per_step_max": max(cycles) if cycles else 0, "simulator": simulator, "wall_seconds": wall,
+            "max_abs_command": float(np.abs(rtl.command).max())}
 
 
 def run_pid(gains: PIDGains, scenario: Scenario) -> Trajectory:

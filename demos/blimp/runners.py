@@ -8,9 +8,8 @@ analog inputs into the encoders, advance the core one step, get the spikes. Thre
 - ``BoardRunner``: a board over the UART link (host/board.py ``Board``): a real FPGA on a serial port,
   a pty of ``spikeforge board emulate``, or ``BoardRunner.virtual(image)``, the virtual board in
   process (host/virtual_board.py, the link protocol served by golden-model cores);
-- the RTL is checked by replay (``rtl_replay``): the whole closed loop is deterministic given the
-  spikes, so feeding the RTL the analog inputs the golden closed loop produced and getting the same
-  spikes back step for step proves the RTL closed loop would follow the same trajectory.
+- ``RtlRunner``: the generated Verilog of the core under cocotb (the RTL backend's build), one timestep
+  per call over a socket to the simulator (rtl_step_bridge.py): the closed loop runs on the RTL itself.
 """
 
 from __future__ import annotations
@@ -101,22 +100,125 @@ class BoardRunner(CoreRunner):
             self.board.close()
 
 
-def rtl_replay(image: CoreImage, currents: np.ndarray, expected_spikes: np.ndarray,
-               simulator: str = "icarus") -> dict:
-    """Run ``image`` on the RTL core (cocotb, sim/rtl_backend.py) with the analog inputs (T, K) a closed
-    loop produced; compare with that loop's spikes (T, N). Returns a summary dict (``identical``,
-    ``first_difference``, ``steps``, ``cycles``, ``seconds``)."""
-    import time
+class RtlRunner(CoreRunner):
+    """The generated Verilog of the core under cocotb (Icarus or Verilator), stepped by the host.
 
-    from spikeforge.sim.rtl_backend import run_image
+    ``sim/cocotb_tb/runner.build`` makes (or reuses from the cache) the same simulator build the RTL
+    backend (``spikeforge sim --backend rtl``) runs; instead of a batch job, the simulator runs the
+    test module ``rtl_step_bridge`` in a thread of this process, which loads ``image`` (verified by a
+    full read-back unless ``verify=False``: about 15 s of Icarus for the blimp core) and then runs one
+    timestep per ``step`` call over a Unix socket. So the closed loop drives the RTL exactly as it
+    drives the golden model or a board. ``cycles`` collects each step's clock cycles (start to done)."""
 
-    currents = np.asarray(currents, dtype=np.int64)
-    steps = currents.shape[0]
-    inputs = np.zeros((steps, image.config.n_inputs), dtype=bool)
-    t0 = time.perf_counter()
-    _, rec, cycles = run_image(image, inputs, currents, simulator=simulator)
-    spikes = np.asarray(rec.spikes, dtype=bool)
-    diff = np.flatnonzero((spikes != np.asarray(expected_spikes, dtype=bool)).any(axis=1))
-    return {"identical": diff.size == 0, "first_difference": int(diff[0]) if diff.size else None,
-            "steps": steps, "cycles_per_step_max": max(cycles) if cycles else 0,
-            "seconds": time.perf_counter() - t0, "simulator": simulator, "spikes": spikes}
+    name = "rtl"
+
+    def __init__(self, image: CoreImage, simulator: str = "icarus", verify: bool = True, timeout: float = 600.0):
+        import socket
+        import struct
+        import tempfile
+        import threading
+        import time
+        from pathlib import Path
+
+        from spikeforge.sim.cocotb_tb import runner as rtl
+        from spikeforge.sim.cocotb_tb.tb_top import TB_TOPLEVEL
+
+        if simulator not in rtl.SIMULATORS:
+            raise ValueError(f"simulator = {simulator!r}: choose one of {', '.join(rtl.SIMULATORS)}")
+        self.config = image.config
+        self.simulator = simulator
+        self.cycles: list[int] = []
+        self._struct = struct
+        self.build = rtl.build(image.config, simulator=simulator)
+        self._dir = tempfile.TemporaryDirectory(prefix="spikeforge-rtl-steps-")
+        work = Path(self._dir.name)
+        image.save(work / "image.npz")
+        self.log = work / "sim.log"
+        path = str(work / "step.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(1)
+        server.settimeout(timeout)
+        self.error: BaseException | None = None
+        build, log = self.build, self.log
+
+        def simulate():
+            try:
+                rtl._runner(simulator, False).test(
+                    test_module="spikeforge.demos.blimp.rtl_step_bridge", hdl_toplevel=TB_TOPLEVEL,
+                    hdl_toplevel_lang="verilog", build_dir=build.build_dir, test_dir=work, log_file=log,
+                    plusargs=[f"+spikeforge_step_socket={path}", f"+spikeforge_step_image={work / 'image.npz'}",
+                              f"+spikeforge_step_work={work}", f"+spikeforge_step_verify={int(verify)}",
+                              f"+spikeforge_burst_in={work / 'burst_in.hex'}",
+                              f"+spikeforge_burst_out={work / 'burst_out.hex'}"],
+                    timescale=("1ns", "1ps") if simulator == "icarus" else None,
+                    results_xml=str(work / "results.xml"),
+                )
+            except BaseException as exc:  # SystemExit from the runner too; reported by _fail
+                self.error = exc
+
+        self._thread = threading.Thread(target=simulate, name="blimp-rtl-steps", daemon=True)
+        self._thread.start()
+        self._sock = None
+        server.settimeout(0.5)
+        deadline = time.monotonic() + timeout
+        try:
+            while self._sock is None:  # until the bridge connects, the simulation ends or time runs out
+                try:
+                    self._sock, _ = server.accept()
+                except socket.timeout:
+                    if not self._thread.is_alive() or time.monotonic() > deadline:
+                        self._thread.join(timeout=5)
+                        tail = rtl._tail(log, 15)
+                        self._dir.cleanup()
+                        raise RuntimeError(f"the {simulator} simulation of the core did not start "
+                                           f"({self.error or 'no connection'}); its log ends:\n{tail}") from None
+        finally:
+            server.close()
+        self._sock.settimeout(timeout)
+        if self._recv(1) != b"L":
+            self._fail()
+
+    def _recv(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            chunk = self._sock.recv(n - len(data))
+            if not chunk:
+                self._fail(ended=True)
+            data += chunk
+        return bytes(data)
+
+    def _fail(self, ended: bool = False):
+        """Raise the simulator's error message (or say that it ended)."""
+        if ended:
+            raise RuntimeError(f"the RTL simulation ended unexpectedly ({self.error}); log: {self.log}")
+        (n,) = self._struct.unpack("<I", self._recv(4))
+        raise RuntimeError("RTL core: " + self._recv(n).decode(errors="replace"))
+
+    def step(self, currents: np.ndarray) -> np.ndarray:
+        K, A, N = self.config.n_current_inputs, self.config.n_inputs, self.config.n_neurons
+        u = np.asarray(currents, dtype=np.int64).reshape(-1)
+        if u.size != K:
+            raise ValueError(f"step: {u.size} analog inputs given, the core takes {K}")
+        self._sock.sendall(b"S" + u.astype("<i4").tobytes() + bytes(A))
+        kind = self._recv(1)
+        if kind != b"P":
+            self._fail()
+        cycles, n = self._struct.unpack("<II", self._recv(8))
+        idx = np.frombuffer(self._recv(4 * n), dtype="<u4") if n else np.zeros(0, dtype=np.uint32)
+        self.cycles.append(int(cycles))
+        spikes = np.zeros((1, N), dtype=bool)
+        spikes[0, idx.astype(np.int64)] = True
+        return spikes
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendall(b"Q")
+        except OSError:
+            pass
+        self._sock.close()
+        self._sock = None
+        self._thread.join(timeout=60)
+        self._dir.cleanup()
