@@ -52,6 +52,17 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _parse_range(text: str) -> tuple[float, float]:
+    """``--voltage-range -80,-40`` -> (-80.0, -40.0), or a ValueError that shows the expected form."""
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--voltage-range {text!r}: expected LO,HI in mV, e.g. --voltage-range=-80,-40") from None
+    if not lo < hi:
+        raise ValueError(f"--voltage-range {text!r}: LO must be below HI (mV)")
+    return lo, hi
+
+
 def compile_command(
     net: Path = typer.Argument(..., help="Network file: .yaml/.json, .nir graph (with --dt) or a PyNN script (.py)."),
     board: str = typer.Option(..., "--board", "-b",
@@ -81,6 +92,12 @@ def compile_command(
                                     "(place and route decides)."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json at the end."),
     dt: Optional[float] = typer.Option(None, "--dt", help="Timestep (ms) for NIR files (NIR carries none)."),
+    voltage_range: Optional[str] = typer.Option(None, "--voltage-range",
+                                                help="LO,HI: the membrane window (mV) the voltage scale covers "
+                                                     "(default: from the neuron parameters)."),
+    current_range: Optional[float] = typer.Option(None, "--current-range",
+                                                  help="Peak synaptic current (nA) the current scale is sized "
+                                                       "for (default: estimated from the weights)."),
 ):
     """Compile a network into an FPGA bitstream for a board, with report.md / report.json."""
     from spikeforge.boards.build import BuildError
@@ -92,13 +109,15 @@ def compile_command(
 
     try:
         b = get_board(board)
+        vrange = _parse_range(voltage_range) if voltage_range is not None else None
         network = load_network_file(net, dt)
     except (BoardError, ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     out = out or Path("out") / f"{network.name}-{b.name}"
     options = BoardOptions(standalone=standalone, clock_mhz=clock, baud=baud, top=top, weight_bits=weight_bits,
                            lanes=lanes, seed=seed, activity_steps=steps, stimulus_steps=stimulus_steps,
-                           input_seed=input_seed, use_cache=not no_cache, vivado=vivado, force=force)
+                           input_seed=input_seed, use_cache=not no_cache, vivado=vivado, force=force,
+                           voltage_range=vrange, current_range=current_range)
     console.print(f"[bold]spikeforge compile[/] {net} -> {b.title} ({b.part}), "
                   f"{'standalone' if standalone else 'runtime-loaded'}, output {out}")
     try:

@@ -65,6 +65,8 @@ class BoardOptions:
     cache_dir: Path | None = None
     vivado: bool | None = None            # Artix-7: None = run Vivado if it is on PATH
     force: bool = False                   # build even if the capacity estimate says it does not fit
+    voltage_range: tuple[float, float] | None = None  # mV window of v (default: from the parameters)
+    current_range: float | None = None    # nA the current scale is sized for (default: estimated)
 
 
 @dataclass
@@ -103,6 +105,10 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
     """The smallest CoreConfig for ``network`` that fits ``board``: lanes from the weight memory's
     word width downwards (fewer lanes, less logic), stopping at the first estimate that fits."""
     widths = {} if options.weight_bits is None else {"weight_bits": options.weight_bits}
+    if options.voltage_range is not None:
+        widths["voltage_range"] = tuple(options.voltage_range)
+    if options.current_range is not None:
+        widths["current_range"] = options.current_range
     first = compile_network(network, lanes=options.lanes or 1, warn=False, **widths)
     if options.lanes:
         candidates = [options.lanes]

@@ -327,3 +327,4 @@ def test_cli_compile_takes_nir_files(tmp_path):
     result = CliRunner().invoke(app, ["compile", str(src), "--board", "cmod-a7-35t", "-o", str(tmp_path / "b2")])
     assert result.exit_code != 0
     assert "--dt" in result.output and "timestep" in result.output
+
