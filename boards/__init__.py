@@ -6,7 +6,8 @@
 - ``flow``: ``compile_for_board`` -- core choice, activity and latency, bitstream, reports
 - ``build``: the YoWASP Yosys/nextpnr/icepack/ecppack run, cached; ``netlist``: what it edits
 - ``standalone`` + ``boot_rom``: host-less bitstreams that load the core from a ROM
-- ``interim_link``: the raw UART bus bridge used until the protocol link exists; ``uart``
+- ``interim_link``: a raw UART bus bridge for resource and timing studies where the protocol link does
+  not fit (the iCE40 UP5K); the UART itself is spikeforge.hdl.uart
 - ``vivado``: the Artix-7 non-project Tcl build; ``flash``: openFPGALoader
 - ``gate_level``: the synthesised iCE40 netlist under the cocotb testbench
 - ``cli``: ``compile_command`` and ``flash_command`` (``spikeforge compile`` / ``spikeforge flash``)

@@ -10,6 +10,10 @@ part, before any tool runs.
 - Logic: a linear model in what changes the core's logic (address widths, lanes, features), fitted to
   real builds (boards/calibration.json, written by ``benchmarks/bench_boards.py --calibrate``). Each
   build's report shows the estimate next to the tools' count, so drift is visible.
+- The host link: a runtime bitstream with the protocol link (``spikeforge.hdl.link.LinkTop``) adds the
+  link's own memories (``LinkTop.own_memories``: receive FIFO, frame buffer, per-core input/spike
+  slots, placed like the core's) and its own logic (``LINK_LOGIC_BASE`` + ``LINK_LOGIC_PER_LINE`` *
+  (N + A), measured) unless the logic model was fitted to builds with the link already.
 
 The estimate decides which CoreConfig to build and refuses networks that cannot fit with a message
 that names the limit; the tools have the last word (a build that still does not fit fails naming the
@@ -112,6 +116,43 @@ XC7_RAMB36_MODES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1
 #: Yosys' costs: an EBR ~65 (64 plus emulation), logic (flip-flops) 1 per bit
 ICE40_EBR_COST = 65
 
+#: The top level of runtime bitstreams that speak the spikeforge protocol (docs/protocol.md).
+LINK_TOP = "spikeforge.hdl.link.LinkTop"
+#: The protocol link's own logic (without its core), in the family's logic units: LINK_LOGIC_BASE +
+#: LINK_LOGIC_PER_LINE * (N + A): the link keeps N-bit spike and A-bit input bitmaps with their
+#: multiplexers. iCE40, measured with Yosys 0.70 / nextpnr-ice40 (docs/bitstreams.md, "The protocol
+#: link"): the link with a 16-neuron, 8-input core is 7,562 logic cells, the same core behind the
+#: interim bridge 3,498; the slope is Yosys' LUT count of the link around a 256-neuron, 256-input core
+#: (5,766 LUT4 in the controller against 2,883 for 16 / 8). ECP5 maps to LUT4 like iCE40 (measured:
+#: 8,168 LUT4 for link and 16-neuron core, less than this estimate); the 7 series' LUT6 take about
+#: two thirds.
+LINK_LOGIC_BASE = {"ice40": 3900, "ecp5": 3900, "xc7": 2600}
+LINK_LOGIC_PER_LINE = {"ice40": 5.9, "ecp5": 5.9, "xc7": 4.0}
+
+
+def link_memories(config: CoreConfig) -> list[CoreMemory]:
+    """The protocol link's own memories around one core of ``config``, at the parameters the board flow
+    builds it with (``LinkTop(configs, clk_freq, baud)``: its defaults)."""
+    from spikeforge.hdl.link import LinkTop
+
+    top = LinkTop([config])
+    top._MustUse__silence = True  # described, never elaborated
+    return [CoreMemory(name, depth, width) for name, depth, width in top.own_memories()]
+
+
+def link_logic(config: CoreConfig, family: str) -> int:
+    """Logic units of the protocol link around one core of ``config`` (LINK_LOGIC_*)."""
+    lines = config.n_neurons + config.n_inputs
+    return int(round(LINK_LOGIC_BASE[family] + LINK_LOGIC_PER_LINE[family] * lines))
+
+
+def place_link_memory(mem: CoreMemory, family: str) -> Placement:
+    """Like place_memory; Yosys turns the link's small ROMs (IDENTIFY reply, RESET script) into logic on
+    iCE40 (measured), so they take no block RAM there."""
+    if family == "ice40" and mem.name.endswith("_rom"):
+        return Placement(mem.name, mem.depth, mem.width, "logic", 0)
+    return place_memory(mem, family)
+
 
 def ice40_ebr_tiles(depth: int, width: int) -> int:
     return min(_tiles(depth, width, ICE40_EBR_MODES), _packed_tiles(depth, width, 16, 256))
@@ -202,6 +243,7 @@ class LogicModel:
     coefficients: dict[str, float]
     samples: int
     source: str
+    with_top: bool = False  # fitted to builds with the same top level (its logic is in the prediction)
 
     def predict(self, config: CoreConfig, standalone: bool = False) -> int:
         x = features(config, standalone, self.family)
@@ -275,6 +317,7 @@ def logic_model(family: str, calibration: dict | None = None, top: str | None = 
     ``calibration`` (a dict with "samples") replaces the automatic sample collection. ``top``: the
     design around the core (the host link's qualified name, or "standalone"); builds with the same
     top are used when there are any, because the link's own logic is part of every count."""
+    with_top = False
     if calibration is None:
         samples, source = calibration_samples(family)
     else:
@@ -285,11 +328,20 @@ def logic_model(family: str, calibration: dict | None = None, top: str | None = 
         reference = [s for s in samples if str(s.get("top", "")).endswith(REFERENCE_TOP)]
         if same:
             samples, source = same, f"{source}; {len(same)} with this top level"
+            with_top = True
         else:
-            # another top level's own logic would bias the fit: use the interim bridge's builds
-            samples = reference
+            # another top level's own logic would bias the fit: use the interim bridge's builds (the
+            # estimate adds the protocol link's measured logic, LINK_LOGIC_*)
             source += (f"; none with the top level {top.rsplit('.', 1)[-1]} yet, so {len(reference)} with the "
-                       "interim bridge (the link's own logic is not in the estimate)")
+                       "interim bridge")
+            if not reference and calibration is None:
+                # builds of this hardware version exist, but none with the interim bridge (e.g. only
+                # standalone ones): the shipped interim-bridge builds of an older version beat the prior
+                reference = [s for s in load_calibration().get("samples", []) if s.get("family") == family
+                             and str(s.get("top", "")).endswith(REFERENCE_TOP)]
+                if reference:
+                    source += f" (so {len(reference)} shipped ones of an older hardware version)"
+            samples = reference
     prior = np.array([PRIOR[family][f] for f in FEATURES])
     if not samples:
         return LogicModel(family, dict(PRIOR[family]), 0, source)
@@ -301,7 +353,7 @@ def logic_model(family: str, calibration: dict | None = None, top: str | None = 
     lam = 1e-6 * max(1.0, float(np.trace(XtX)))
     A = XtX + lam * np.eye(len(FEATURES))
     b = np.linalg.solve(A, X.T @ y + lam * prior)
-    return LogicModel(family, dict(zip(FEATURES, map(float, b))), len(samples), source)
+    return LogicModel(family, dict(zip(FEATURES, map(float, b))), len(samples), source, with_top)
 
 
 # ---- the estimate ----------------------------------------------------------------------------------
@@ -421,6 +473,14 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
     rom = rom_tiles(rom_words, fam) + place_memory(STANDALONE_FIFO, fam).tiles if standalone else 0
     model = logic_model(fam, calibration, "standalone" if standalone else top)
     luts = model.predict(config, standalone)
+    source = model.source
+    if not standalone and top == LINK_TOP:
+        link = [place_link_memory(mem, fam) for mem in link_memories(config)]
+        placements += link
+        bram += sum(p.tiles for p in link if p.kind == "bram")
+        if not model.with_top:
+            luts += link_logic(config, fam)
+            source += "; + the protocol link's measured logic"
     limits = [
         Limit("logic", luts, int(res.luts * LOGIC_HEADROOM[fam]), LOGIC_UNIT[fam]),
         Limit("block RAM", bram + rom, res.bram_tiles, BRAM_UNIT[fam]),
@@ -429,8 +489,8 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
     if fam == "ice40":
         limits.insert(2, Limit("SPRAM", spram, res.spram_tiles, "256 Kbit SPRAM"))
     return Estimate(board.name, config, standalone, luts, dsps, bram, spram, rom, placements, limits,
-                    model.source + ("; memories and DSPs counted by Yosys" if counted else
-                                    "; memories and DSPs from the placement rules"))
+                    source + ("; memories and DSPs counted by Yosys" if counted else
+                              "; memories and DSPs from the placement rules"))
 
 
 def describe_failure(est: Estimate, board: Board, network_summary: str) -> str:

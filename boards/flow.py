@@ -29,7 +29,8 @@ import spikeforge
 from spikeforge.boards import boot_rom
 from spikeforge.boards.activity import Activity, simulate_activity
 from spikeforge.boards.build import BuildError, BuildResult, Progress, build_bitstream, pack
-from spikeforge.boards.capacity import CapacityError, Estimate, describe_failure, estimate, preferred_lanes
+from spikeforge.boards.capacity import (CapacityError, Estimate, describe_failure, estimate, link_logic,
+                                        preferred_lanes)
 from spikeforge.boards.catalog import Board, get_board
 from spikeforge.boards.pll import PllError, PllSolution, solve
 from spikeforge.boards.report import resources_from_build, write_reports
@@ -37,6 +38,7 @@ from spikeforge.boards.toolchain import run_tool, tool_environment, tool_version
 from spikeforge.boards.top import design_factory, link_name
 from spikeforge.compiler.compile import CompiledNetwork, compile as compile_network
 from spikeforge.compiler.network import Network
+from spikeforge.core.config import CoreConfig
 
 #: files a build writes into DIR (removed first, so a failed build never leaves a stale bitstream)
 OUTPUT_FILES = ("top.bin", "top.bit", "top.bin.timing-failed", "top.bit.timing-failed", "top.v", "top.xdc",
@@ -142,12 +144,30 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
         return CoreChoice(compiled, smallest, tried, rom, stimulus)
     message = describe_failure(smallest, board, _summary(network, compiled))
     if top and not top.endswith("InterimUartLink") and any(l.name == "logic" for l in smallest.failed):
-        message += (f" The logic includes the host link around the core ({top.rsplit('.', 1)[-1]}); "
-                    "--top interim uses the small interim bridge instead.")
+        tiny = smallest_link_estimate(board, top)
+        if not tiny.fits:
+            need = "; ".join(f"{l.name}: needs {l.needed:,.0f} of {l.available:,.0f} {l.unit}" for l in tiny.failed)
+            message = (f"{_summary(network, compiled)}: the {board.title} ({board.part}) cannot hold the "
+                       f"protocol host link (about {link_logic(tiny.config, board.family):,} logic units on "
+                       f"its own) beside any neuron core -- a one-neuron core with the link already exceeds "
+                       f"it ({need}), so no runtime-loaded network fits. Options: --standalone (the network "
+                       "and its stimulus in a boot ROM: the board runs with no host and streams spikes out "
+                       "of its UART); a bigger board for the host link (--board ulx3s-85f or cmod-a7-35t); "
+                       "or --top interim (a raw UART bridge that the spikeforge host driver does not speak: "
+                       "for resource and timing studies only).")
+        else:
+            message += (f" The logic includes the host link around the core ({top.rsplit('.', 1)[-1]}); "
+                        "--top interim uses the small interim bridge instead.")
     if options.standalone and any(l.name == "block RAM" for l in smallest.failed):
         message += (f" In standalone mode the boot ROM needs {smallest.rom_tiles:g} block RAM tiles "
                     f"({len(rom):,} words): try fewer --stimulus-steps or build without --standalone.")
     raise CapacityError(message)
+
+
+def smallest_link_estimate(board: Board, top: str) -> Estimate:
+    """The host link ``top`` on ``board`` around the smallest possible core (one neuron, one input):
+    when even that does not fit, no network size helps and the error must say so."""
+    return estimate(CoreConfig(n_neurons=1, n_inputs=1), board, exact=False, top=top)
 
 
 def _placeholder_seed(config, depth: int) -> int:

@@ -1,9 +1,11 @@
-"""An interim host bridge: the core's bus and spike streams on a raw UART byte protocol.
+"""The interim host bridge: the core's bus and spike streams on a raw UART byte protocol.
 
-TEMPORARY. The real board link -- the spikeforge protocol with CRCs, acknowledgements and K cores
-behind one UART (``spikeforge.hdl.link``, docs/protocol.md) -- is being written separately. Until it
-exists, runtime-loaded bitstreams use this bridge so that the whole flow (synthesis, place and route,
-timing, reports, caching) runs on the real core with a real UART in front of it. It drives one
+For boards too small for the protocol link. The board link proper -- the spikeforge protocol with
+CRCs, acknowledgements and K cores behind one UART (``spikeforge.hdl.link.LinkTop``, docs/protocol.md)
+-- is the default runtime top level, but at about 4,400 logic cells it does not fit the iCE40 UP5K
+next to a core (docs/bitstreams.md). There this bridge (a few hundred cells) lets the whole flow
+(synthesis, place and route, timing, reports, caching) run on the real core with a real UART in front
+of it, and its builds calibrate the capacity model's estimate of the core's own logic. It drives one
 core, has no error detection, and the spikeforge host driver does not speak it; report.json marks a
 bitstream built with it (``"link": "interim"``).
 
@@ -21,8 +23,8 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.boards.uart import UartRx, UartTx, uart_divisor
 from spikeforge.core.config import CoreConfig
+from spikeforge.hdl.uart import UartRx, UartTx, uart_divisor
 
 CMD_BUS, CMD_SPIKE, CMD_RUN = 0x01, 0x02, 0x03
 REPLY_BUS, REPLY_SPIKE, REPLY_DONE = 0x81, 0x82, 0x83

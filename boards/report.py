@@ -82,9 +82,10 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     if r.get("link") == "interim":
-        lines += ["> Runtime bitstreams currently use the **interim** UART bridge (raw bus bytes, "
-                  "boards/interim_link.py) until the protocol link exists; the spikeforge host driver "
-                  "cannot talk to it yet.", ""]
+        lines += ["> Built with the **interim** UART bridge (raw bus bytes, boards/interim_link.py), for "
+                  "resource and timing studies: the spikeforge host driver does not speak it. The protocol "
+                  "link (spikeforge.hdl.link.LinkTop) is the runtime top wherever it fits; the iCE40 UP5K "
+                  "cannot hold it beside a core (docs/bitstreams.md).", ""]
     lines += ["## Core", "", "| CoreConfig field | value |", "|---|---|"]
     for k in ("n_neurons", "n_inputs", "weight_bits", "lanes", "max_delay", "stdp", "adaptive_threshold",
               "n_current_inputs", "n_profiles", "v_bits", "i_bits"):

@@ -19,8 +19,8 @@ from amaranth.lib.wiring import Out
 
 from spikeforge.boards import boot_rom as br
 from spikeforge.boards.interim_link import neuron_core_class
-from spikeforge.boards.uart import UartTx, uart_divisor
 from spikeforge.core.config import CoreConfig
+from spikeforge.hdl.uart import UartTx, uart_divisor
 
 END_OF_STEP = 0xFF
 

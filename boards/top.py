@@ -2,7 +2,7 @@
 and the design in the middle.
 
 The design is a parameter. Anything with ``uart_rx`` (in, 1) and ``uart_tx`` (out, 1) signals fits:
-the protocol link's top level (``spikeforge.hdl.link``), the interim bridge, the standalone top. If it
+the protocol link's top level (``spikeforge.hdl.link.LinkTop``), the interim bridge, the standalone top. If it
 also has ``leds`` (out, n), they drive the board's LEDs. ``TopFactory`` is the constructor shape the
 flow calls once the PLL has fixed the real clock: ``factory(configs, clk_freq, baud)``.
 """
@@ -99,23 +99,15 @@ class BoardTop(Elaboratable):
 def design_factory(name: str) -> Callable:
     """The top-level constructor for a runtime-loaded bitstream.
 
-    ``"link"``: the protocol link's top level from ``spikeforge.hdl.link`` (``LinkTop``); ``"interim"``:
-    the interim raw bridge (boards/interim_link.py); ``"auto"``: the link when it is importable, else
-    the interim bridge."""
+    ``"link"`` and ``"auto"``: the protocol link (``spikeforge.hdl.link.LinkTop``: docs/protocol.md, the
+    host driver talks to it); ``"interim"``: the raw UART bus bridge (boards/interim_link.py), kept for
+    boards too small for the link next to a core (the iCE40 UP5K: docs/bitstreams.md) and for
+    calibrating the core's own logic."""
     if name in ("link", "auto"):
-        try:
-            from spikeforge.hdl import link
-        except ImportError:
-            if name == "link":
-                raise ValueError("the protocol link (spikeforge.hdl.link) is not available in this "
-                                 "checkout; build with the interim bridge (top='interim')") from None
-        else:
-            for attr in ("LinkTop", "BoardLink", "Top"):
-                if hasattr(link, attr):
-                    return getattr(link, attr)
-            if name == "link":
-                raise ValueError("spikeforge.hdl.link has no LinkTop class; name the top-level class LinkTop")
-    if name in ("interim", "auto"):
+        from spikeforge.hdl.link import LinkTop
+
+        return LinkTop
+    if name == "interim":
         from spikeforge.boards.interim_link import InterimUartLink
 
         return InterimUartLink

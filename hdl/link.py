@@ -17,16 +17,19 @@ Why this shape: one frame is executed at a time, in order, so every reply goes o
 guard. The receiver hunts from the next new byte after a rejected frame (``rescan=False`` in the
 host's terms); the host recovers from that (it may lose one more frame per damaged frame).
 
+FREERUN runs a step whenever a microsecond timer derived from ``clk_freq`` says one is due, between
+commands (docs/link-rtl.md, "FREERUN"). Every memory is read synchronously so that it maps to block
+RAM on every family (iCE40 has no LUT RAM): docs/link-rtl.md, "Memories".
+
 SPIKES frames are always sent as bitmaps (format 1), which the protocol allows.
 """
 
 
 import math
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import crc, fifo, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import crc, fifo, stream, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.core import fixedpoint as fx
@@ -41,7 +44,7 @@ __all__ = ["FrameReceiver", "FrameSender", "LinkTop", "IMPLEMENTED", "STATUS_OK"
 #: Commands this RTL executes; every other opcode below 0x80 is answered NACK UNKNOWN_OPCODE.
 IMPLEMENTED = frozenset({
     P.Op.PING, P.Op.IDENTIFY, P.Op.WRITE, P.Op.READ, P.Op.INJECT, P.Op.INJECT_BITMAP, P.Op.CURRENTS,
-    P.Op.RUN, P.Op.STOP, P.Op.RESEND, P.Op.LEARNING, P.Op.RESET,
+    P.Op.RUN, P.Op.FREERUN, P.Op.STOP, P.Op.RESEND, P.Op.LEARNING, P.Op.RESET,
 })
 
 STATUS_OK = 0  # FrameReceiver.status; otherwise the protocol.Err code of the NACK to send
@@ -238,15 +241,19 @@ class LinkTop(wiring.Component):
     simulation). ``slots``: steps of input ahead / spike history behind per core (a power of two).
     ``max_words``: words per WRITE/READ frame (the frame buffer holds 4 + 4 * max_words bytes; a
     PING longer than that is answered BAD_LENGTH). ``window``: frames the receive FIFO holds while a
-    command executes (advertised in IDENTIFY)."""
+    command executes (advertised in IDENTIFY). ``min_period_us``: the shortest FREERUN period accepted
+    (shorter: NACK BAD_VALUE with this detail); steps that cannot keep up are flagged LATE."""
 
     uart_rx: In(1, init=1)
     uart_tx: Out(1, init=1)
     idle: Out(1)  # no command executing, nothing received and not yet parsed, nothing left to send
 
+    #: what a bitstream report (boards/report.py) names this host link
+    LINK_NAME = "protocol link: spikeforge.hdl.link.LinkTop"
+
     def __init__(self, configs, clk_freq: float = 12_000_000, baud: int = 1_000_000, *, divisor: int | None = None,
                  slots: int = 16, max_words: int = P.MAX_WORDS, window: int = 2, name: str = "spikeforge-rtl",
-                 core_factory=None):
+                 core_factory=None, min_period_us: int = 1):
         configs = [configs] if isinstance(configs, CoreConfig) else list(configs)
         if not 1 <= len(configs) <= P.MAX_CORES:
             raise ValueError(f"LinkTop takes 1 .. {P.MAX_CORES} CoreConfigs, got {len(configs)}")
@@ -259,6 +266,10 @@ class LinkTop(wiring.Component):
             raise ValueError(f"max_words = {max_words}: expected 1 .. {P.MAX_WORDS}")
         if not 1 <= window <= 8:
             raise ValueError(f"window = {window}: expected 1 .. 8 frames")
+        if int(clk_freq) < 1_000_000:
+            raise ValueError(f"clk_freq = {clk_freq} Hz: the free-run timer needs a clock of at least 1 MHz")
+        if not 1 <= min_period_us < 1 << 32:
+            raise ValueError(f"min_period_us = {min_period_us}: expected 1 .. {(1 << 32) - 1}")
         self.configs = configs
         self.clk_freq = int(clk_freq)
         self.baud = int(baud)
@@ -269,7 +280,32 @@ class LinkTop(wiring.Component):
         self.name = name
         self.buffer_bytes = 4 + 4 * max_words
         self.core_factory = core_factory
+        self.min_period_us = int(min_period_us)
         super().__init__()
+
+    @property
+    def rx_fifo_depth(self) -> int:
+        """Bytes the receive FIFO holds: ``window - 1`` whole frames behind the one executing, plus slack."""
+        return (self.window - 1) * (self.buffer_bytes + P.FRAME_OVERHEAD) + 16
+
+    def own_memories(self) -> list[tuple[str, int, int]]:
+        """(name, depth, width) of every memory of the link itself (not of its cores), as ``elaborate``
+        builds them: what the board flow's capacity model places in block RAM."""
+        mems = [("rx_fifo", self.rx_fifo_depth - 1, 8),  # SyncFIFOBuffered: depth - 1 words + a register
+                ("frame_buf", (self.buffer_bytes + 3) // 4, 32),
+                ("ident_rom", len(self.info().encode()), 8)]
+        entries = [e for c in self.configs for mode in (P.ResetMode.STATE, P.ResetMode.BLANK)
+                   for e in _reset_script(c, mode)]
+        aw = max(1, max(a for _, a, _, _ in entries).bit_length())
+        nw = max(1, max(n for _, _, n, _ in entries).bit_length())
+        mems.append(("script_rom", len(entries), 4 + aw + nw + 32))
+        for k, c in enumerate(self.configs):
+            mems.append((f"history{k}", self.slots, c.n_neurons))
+            if c.n_inputs:
+                mems.append((f"inputs{k}", self.slots, c.n_inputs))
+            if c.n_current_inputs:
+                mems.append((f"currents{k}", self.slots * c.n_current_inputs, 32))
+        return mems
 
     def info(self) -> P.BoardInfo:
         """What IDENTIFY answers."""
@@ -305,41 +341,71 @@ class LinkTop(wiring.Component):
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.tx = tx = UartTx(self.divisor)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(
-            width=8, depth=(self.window - 1) * (self.buffer_bytes + P.FRAME_OVERHEAD) + 16)
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
         m.d.comb += [rx_fifo.w_data.eq(rx.data.payload), rx_fifo.w_en.eq(rx.data.valid),
                      rx.data.ready.eq(rx_fifo.w_rdy)]
         m.submodules.receiver = recv = FrameReceiver(self.buffer_bytes)
         m.d.comb += [recv.data.payload.eq(rx_fifo.r_data), recv.data.valid.eq(rx_fifo.r_rdy),
                      rx_fifo.r_en.eq(recv.data.ready)]
-        m.submodules.frame_buf = fbuf = Memory(shape=8, depth=self.buffer_bytes + 4, init=[])
-        wp = fbuf.write_port()
-        m.d.comb += [wp.addr.eq(recv.wr_addr), wp.data.eq(recv.wr_data), wp.en.eq(recv.wr_en)]
-        ptr = Signal(16)  # payload read pointer: 4 comb read ports give a little-endian word at ptr
-        rd_at = Signal(16)  # = ptr, except while a PING reply streams the buffer out
-        m.d.comb += rd_at.eq(ptr)
-        rports = [fbuf.read_port(domain="comb") for _ in range(4)]
-        for i, rp in enumerate(rports):
-            m.d.comb += rp.addr.eq(rd_at + i)
-        buf_word = Signal(32)
-        m.d.comb += buf_word.eq(Cat(*(rp.data for rp in rports)))
-        buf_u16 = buf_word[:16]
-        buf_byte = buf_word[:8]
+        # The frame buffer is 32 bits wide (byte-enable writes): every field a command reads is aligned
+        # to its size (u32 at 4 + 4i or 8 + 4i, u16 at 4 + 2i, bytes anywhere), so one synchronous read
+        # port gives it. The port is addressed with the pointer's *next* value (``ptr_next``,
+        # ``ti_next``), so its data always belongs to the current ``ptr`` / ``ti`` and the controller
+        # sees no read latency. It maps to block RAM on every family (no LUT RAM needed).
+        m.submodules.frame_buf = fbuf = Memory(shape=32, depth=(self.buffer_bytes + 3) // 4, init=[])
+        wp = fbuf.write_port(granularity=8)
+        m.d.comb += [wp.addr.eq(recv.wr_addr[2:]), wp.data.eq(Cat(*([recv.wr_data] * 4))),
+                     wp.en.eq(Mux(recv.wr_en, Const(1, 4) << recv.wr_addr[:2], 0))]
+        # payload read pointer (byte address) and its next value: a state either loads it (``ptr_load``
+        # with 0, 4 or 8) or advances it by ``ptr_step`` bytes (one adder, not one per state)
+        ptr = Signal(range(self.buffer_bytes + 1024), name="ptr")
+        ptr_next = Signal.like(ptr, name="ptr_next")
+        ptr_load, ptr_load_val, ptr_step = Signal(name="ptr_load"), Signal(4, name="ptr_load_val"), Signal(16)
+        ti, ti_next = Signal(16, name="ti"), Signal(16, name="ti_next")  # reply payload byte index, its next value
+        m.d.comb += [ptr_next.eq(Mux(ptr_load, ptr_load_val, ptr + ptr_step)), ti_next.eq(ti)]
+        m.d.sync += [ptr.eq(ptr_next), ti.eq(ti_next)]
+        sending = Signal()  # SEND / SEND_BODY: the buffer is read at ti (PING echo), else at ptr
+        rd_at = Signal(16)
+        m.d.comb += rd_at.eq(Mux(sending, ti, ptr))
+        fbuf_rp = fbuf.read_port()
+        m.d.comb += fbuf_rp.addr.eq(Mux(sending, ti_next, ptr_next)[2:])
+        buf_word = fbuf_rp.data
+        buf_u16 = Signal(16)
+        buf_byte = Signal(8)
+        m.d.comb += [buf_u16.eq(buf_word.word_select(rd_at[1], 16)), buf_byte.eq(buf_word.word_select(rd_at[:2], 8))]
 
         # ---- IDENTIFY reply ROM ----------------------------------------------------------------
         ident = self.info().encode()
         m.submodules.ident_rom = ident_rom = Memory(shape=8, depth=len(ident), init=list(ident))
-        ident_rp = ident_rom.read_port(domain="comb")
+        ident_rp = ident_rom.read_port()
+        m.d.comb += ident_rp.addr.eq(ti_next)
 
         # ---- sender ----------------------------------------------------------------------------
         m.submodules.sender = send = FrameSender()
         wiring.connect(m, send.tx, tx.data)
-        r_op, r_core, r_len = Signal(8), Signal(8), Signal(16)
-        small = Signal(96)  # the first bytes of a reply payload (NACK, ACK heads, SPIKES head)
-        ti = Signal(16)  # reply payload byte index
+        r_op, r_core, r_len = Signal(8, name="r_op"), Signal(8, name="r_core"), Signal(16, name="r_len")
+        # The first (at most 6) bytes of a reply payload (NACK, ACK heads, SPIKES head) are not copied
+        # into a register: ``r_src`` names their source (``head_sources`` below) and, for a NACK,
+        # ``r_err`` / ``r_det`` the error and its detail's source. Every source is stable until the
+        # reply is sent (the command's header fields, the current step, constants), and one mux at
+        # the sender replaces a 48-bit register loaded from dozens of places.
+        small = Signal(48)
+        r_src, r_err, r_det = Signal(4, name="r_src"), Signal(4, name="r_err"), Signal(5, name="r_det")
+        head_sources, detail_sources = [], []
+
+        def source_index(sources, value, width):
+            key = repr(Const(value, width) if isinstance(value, int) else value)
+            for i, (k, _) in enumerate(sources):
+                if k == key:
+                    return i
+            sources.append((key, Const(value, width) if isinstance(value, int) else value))
+            return len(sources) - 1
         KIND_SMALL, KIND_PING, KIND_IDENT, KIND_SPIKES, KIND_READ = range(5)
         kind = Signal(3)
-        m.d.comb += [send.opcode.eq(r_op), send.core.eq(r_core), send.seq.eq(recv.seq), send.length.eq(r_len)]
+        fstep = Signal()  # executing a free-run step (its SPIKES carry the FREERUN's sequence number)
+        free_seq = Signal(8)
+        m.d.comb += [send.opcode.eq(r_op), send.core.eq(r_core), send.seq.eq(Mux(fstep, free_seq, recv.seq)),
+                     send.length.eq(r_len)]
 
         # ---- per-core link state ---------------------------------------------------------------
         sel = Signal(range(max(K, 2)))
@@ -352,8 +418,7 @@ class LinkTop(wiring.Component):
         amask_of = Array(Const((1 << c.n_inputs) - 1, A_max) for c in cfgs)
         nbin_of = Array(Const(P.bitmap_bytes(c.n_inputs), 16) for c in cfgs)
         nbout_of = Array(Const(P.bitmap_bytes(c.n_neurons), 16) for c in cfgs)
-        vmax_of = Array(Const(fx.smax(c.v_bits), signed_shape := 33) if False else Const(fx.smax(c.v_bits), 33)
-                        for c in cfgs)
+        vmax_of = Array(Const(fx.smax(c.v_bits), 33) for c in cfgs)
         sizes_of = Array(Array(Const(P.region_size(c, r), 25) for r in range(len(Region))) for c in cfgs)
 
         slot = Signal(slot_bits)  # slot index of the memories below
@@ -364,17 +429,26 @@ class LinkTop(wiring.Component):
         in_r = Array(Signal(A_max, name=f"in_r{k}") for k in range(K))
         cur_r = Array(Signal(32, name=f"cur_r{k}") for k in range(K))
         hist_r = Array(Signal(N_max, name=f"hist_r{k}") for k in range(K))
+        # Synchronous, write-transparent read ports: the data of cycle t is the memory at the address of
+        # cycle t-1 (after that cycle's write). ``mem_ok``: the address has not changed since, so the
+        # read data belongs to the current address; a state that reads waits for it (one cycle after
+        # an address change). All of a core's memories see the same address, whatever ``sel`` is.
+        slot_q, cur_idx_q = Signal.like(slot), Signal.like(cur_idx)
+        m.d.sync += [slot_q.eq(slot), cur_idx_q.eq(cur_idx)]
+        mem_ok = Signal()
+        m.d.comb += mem_ok.eq((slot == slot_q) & (cur_idx == cur_idx_q))
         for k, c in enumerate(cfgs):
-            a, kc, n = max(c.n_inputs, 1), max(c.n_current_inputs, 1), c.n_neurons
-            mem_in = Memory(shape=a, depth=S, init=[])
-            mem_cur = Memory(shape=32, depth=S * kc, init=[])
-            mem_hist = Memory(shape=n, depth=S, init=[])
-            m.submodules[f"inputs{k}"], m.submodules[f"currents{k}"], m.submodules[f"history{k}"] = \
-                mem_in, mem_cur, mem_hist
-            for mem, addr, data, we, rdata in ((mem_in, slot, in_w, in_we, in_r[k]),
-                                               (mem_cur, cur_idx, cur_w, cur_we, cur_r[k]),
-                                               (mem_hist, slot, hist_w, hist_we, hist_r[k])):
-                w, r = mem.write_port(), mem.read_port(domain="comb")
+            # a core without inputs / analog inputs gets no memory for them (reads as 0)
+            mems = [("history", Memory(shape=c.n_neurons, depth=S, init=[]), slot, hist_w, hist_we, hist_r[k])]
+            if c.n_inputs:
+                mems.append(("inputs", Memory(shape=c.n_inputs, depth=S, init=[]), slot, in_w, in_we, in_r[k]))
+            if c.n_current_inputs:
+                mems.append(("currents", Memory(shape=32, depth=S * c.n_current_inputs, init=[]), cur_idx, cur_w,
+                             cur_we, cur_r[k]))
+            for what, mem, addr, data, we, rdata in mems:
+                m.submodules[f"{what}{k}"] = mem
+                w = mem.write_port()
+                r = mem.read_port(transparent_for=(w,))
                 m.d.comb += [w.addr.eq(addr), r.addr.eq(addr), w.data.eq(data), w.en.eq(we & (sel == k)),
                              rdata.eq(r.data)]
 
@@ -414,10 +488,12 @@ class LinkTop(wiring.Component):
                 entries += _reset_script(c, mode)
                 per_mode.append((lo, len(entries)))
             bounds.append(per_mode)
+        aw = max(1, max(a for _, a, _, _ in entries).bit_length())
+        nw = max(1, max(n for _, _, n, _ in entries).bit_length())
         m.submodules.script_rom = script_rom = Memory(
-            shape=84, depth=len(entries),
-            init=[r | a << 4 | n << 28 | w << 52 for r, a, n, w in entries])
-        script_rp = script_rom.read_port(domain="comb")
+            shape=4 + aw + nw + 32, depth=len(entries),
+            init=[r | a << 4 | n << (4 + aw) | w << (4 + aw + nw) for r, a, n, w in entries])
+        script_rp = script_rom.read_port()  # data of cycle t = entry j of cycle t-1: see script_ok
         script_lo = Array(Array(Const(b[i][0], 16) for i in range(2)) for b in bounds)
         script_hi = Array(Array(Const(b[i][1], 16) for i in range(2)) for b in bounds)
 
@@ -426,38 +502,88 @@ class LinkTop(wiring.Component):
         h_region, h_addr = head[0:8], head[8:32]
         h_u32a, h_u32b, h_u16c, h_u16d = head[0:32], head[32:64], head[32:48], head[48:64]
         k_lo, k_hi = Signal(range(max(K, 2))), Signal(range(max(K, 2)))
-        count = Signal(32)   # words / entries / steps
-        j = Signal(32)       # loop counter
+        j = Signal(range(max(S * Kc_max, len(entries), self.buffer_bytes) + 2))  # loop counter
+        j_q = Signal(range(max(2, len(entries))))
+        m.d.sync += j_q.eq(j)
+        script_ok = Signal()  # the script ROM's data is entry j
+        m.d.comb += script_ok.eq(j[:len(j_q)] == j_q)
         c_idx = Signal(16)   # inner loop counter
         word = Signal(32)
         acc = Signal(max(N_max, A_max, 8))
-        value = Signal(32)
+        value = Signal(2)    # READ: bit 0 the word is in ``word``, bit 1 its bus request was taken
         ret = Signal(4)
         step_hit = Signal()
         RET_DONE, RET_RUN = 0, 1
         is_all = core_id == P.ALL_CORES
 
-        def nack(err, detail):
+        detail = Signal(32)  # the NACK's detail: detail_sources[r_det]
+        NACK_SRC = source_index(head_sources, Cat(op, r_err, Const(0, 4), detail), 48)
+
+        def nack(err, detail_value):
             m.d.sync += [r_op.eq(OP.NACK), r_core.eq(core_id), r_len.eq(6), kind.eq(KIND_SMALL), ret.eq(RET_DONE),
-                         small.eq(Cat(op, Const(int(err), 8), Const(0, 32) | detail))]
+                         r_src.eq(NACK_SRC), r_err.eq(err), r_det.eq(source_index(detail_sources, detail_value, 32))]
+            m.next = "SEND"
+
+        def reply(opcode, core, payload_small, n_bytes, kind_=KIND_SMALL, ret_=RET_DONE):
+            m.d.sync += [r_op.eq(opcode), r_core.eq(core), r_len.eq(n_bytes), kind.eq(kind_), ret.eq(ret_),
+                         r_src.eq(source_index(head_sources, payload_small, 48))]
             m.next = "SEND"
 
         def ack(payload_small, n_bytes, kind_=KIND_SMALL, ret_=RET_DONE):
-            m.d.sync += [r_op.eq(op | 0x80), r_core.eq(core_id), r_len.eq(n_bytes), kind.eq(kind_), ret.eq(ret_),
-                         small.eq(payload_small)]
-            m.next = "SEND"
+            reply(op | 0x80, core_id, payload_small, n_bytes, kind_, ret_)
 
+        # WRITE: which read-only CONTROL words the range covers (outside the FSM: a NACK's detail)
+        ro = Signal(3)
+        ro_end = h_addr + (length - 4)[2:]
+        m.d.comb += ro.eq(Cat(*((h_addr <= a) & (a < ro_end) for a in sorted(P.READ_ONLY_CONTROL))))
+        run_end = Signal(32)  # RUN: the step after the last
+        m.d.comb += run_end.eq(h_u32a + h_u32b)
         size_sel = Signal(25)
         m.d.comb += size_sel.eq(sizes_of[sel][Mux(h_region < len(Region), h_region, 0)])
         oldest = Signal(33)
         m.d.comb += oldest.eq(Mux(cur_step >= S + hist_lo[sel], cur_step - S, hist_lo[sel]))
         m.d.comb += script_rp.addr.eq(j)
 
-        with m.FSM():
+        # ---- free run: a microsecond tick, the time to the next step, the step's LATE flag -------
+        # A Bresenham prescaler turns clk_freq into microsecond ticks exactly (no drift; each tick
+        # within one clock of its real time): ``inc`` / ``thr`` are 1e6 / clk_freq in lowest terms.
+        # ``due`` = (time of the next step) - now, in microseconds: step n of the run is due at
+        # FREERUN + n * period; a step that begins when due < -period began more than one period
+        # after its time: LATE (docs/protocol.md section 5, as host/virtual_board.py).
+        g = math.gcd(self.clk_freq, 1_000_000)
+        inc, thr = 1_000_000 // g, self.clk_freq // g
+        us_acc = Signal(range(thr + inc))
+        us_tick = Signal()
+        free = Signal()        # a free run is going
+        free_lo, free_hi = Signal(range(max(K, 2))), Signal(range(max(K, 2)))
+        free_period = Signal(32)
+        free_left = Signal(32)  # steps still to run; 0 = until STOP
+        due = Signal(signed(35))
+        late = Signal()
+        free_start, step_begin = Signal(), Signal()
+        frame_turn = Signal()  # a free step just ran: a waiting command goes first (so STOP always gets in)
+        step_due = Signal()
+        m.d.comb += [us_tick.eq(us_acc + inc >= thr), step_due.eq(free & (due <= 0))]
+        m.d.sync += us_acc.eq(Mux(us_tick, us_acc + inc - thr, us_acc + inc))
+        with m.If(free_start):
+            m.d.sync += [due.eq(0), us_acc.eq(0)]
+        with m.Elif(step_begin):
+            m.d.sync += [due.eq(due + free_period - us_tick), late.eq(due < -free_period)]
+        with m.Elif(free & us_tick & (due > -(1 << 33))):  # saturates hours behind, never wraps
+            m.d.sync += due.eq(due - 1)
+
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.idle.eq(~recv.frame_valid & ~rx_fifo.r_rdy & ~rx.data.valid & send.idle & tx.data.ready)
-                m.d.sync += [ptr.eq(0), j.eq(0), c_idx.eq(0), step_hit.eq(0)]
-                with m.If(recv.frame_valid):
+                m.d.comb += self.idle.eq(~recv.frame_valid & ~rx_fifo.r_rdy & ~rx.data.valid & send.idle &
+                                         tx.data.ready & ~step_due)
+                m.d.sync += [j.eq(0), c_idx.eq(0), step_hit.eq(0)]
+                m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(0)]
+                with m.If(step_due & ~(recv.frame_valid & frame_turn)):
+                    m.d.comb += step_begin.eq(1)
+                    m.d.sync += [fstep.eq(1), sel.eq(free_lo), frame_turn.eq(1)]
+                    m.next = "FREE_STEP"
+                with m.Elif(recv.frame_valid):
+                    m.d.sync += frame_turn.eq(0)
                     m.d.sync += sel.eq(Mux(is_all | (core_id >= K), 0, core_id))
                     m.d.sync += [k_lo.eq(Mux(is_all, 0, core_id)), k_hi.eq(Mux(is_all, K - 1, core_id))]
                     m.next = "DISPATCH"
@@ -468,15 +594,12 @@ class LinkTop(wiring.Component):
                 with m.If(op >= 0x80):
                     m.next = "DONE"  # replies (our own bytes looped back) are ignored
                 with m.Elif(status != STATUS_OK):
-                    nack(E.TOO_LONG, P.MAX_PAYLOAD) if False else None
-                    m.d.sync += [r_op.eq(OP.NACK), r_core.eq(core_id), r_len.eq(6), kind.eq(KIND_SMALL),
-                                 ret.eq(RET_DONE),
-                                 small.eq(Cat(op, status.as_unsigned()[:8] if False else Cat(status, Const(0, 4)),
-                                              Mux(status == E.TOO_LONG, P.MAX_PAYLOAD, 0)[:32] if False else
-                                              Mux(status == E.TOO_LONG, Const(P.MAX_PAYLOAD, 32), Const(0, 32))))]
-                    m.next = "SEND"
+                    # the receiver's verdict: BAD_CRC (detail 0) or TOO_LONG (detail MAX_PAYLOAD)
+                    nack(status, Mux(status == E.TOO_LONG, Const(P.MAX_PAYLOAD, 32), Const(0, 32)))
                 with m.Elif(~known):
                     nack(E.UNKNOWN_OPCODE, 0)
+                with m.Elif(free & ~Cat(*(op == o for o in P.ALLOWED_WHILE_RUNNING)).any()):
+                    nack(E.BUSY, steps_reg[free_lo])
                 with m.Elif(length > self.buffer_bytes):
                     nack(E.BAD_LENGTH, self.buffer_bytes)
                 with m.Elif(~no_core & is_all & ~broadcast_ok):
@@ -497,14 +620,16 @@ class LinkTop(wiring.Component):
                             with m.If((length < 4) | length[0]):
                                 nack(E.BAD_LENGTH, P.MAX_PAYLOAD)
                             with m.Else():
-                                m.d.sync += [ptr.eq(4), j.eq(1)]
+                                m.d.sync += [j.eq(1)]
+                                m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(4)]
                                 m.next = "INJECT_SCAN"
                         with m.Case(OP.INJECT_BITMAP):
                             nb = nbin_of[sel]
                             with m.If((nb == 0) | (length < 4 + nb)):
                                 nack(E.BAD_LENGTH, nb)
                             with m.Else():
-                                m.d.sync += [ptr.eq(4), j.eq(0)]
+                                m.d.sync += [j.eq(0)]
+                                m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(4)]
                                 m.next = "BITMAP_SCAN"
                         with m.Case(OP.CURRENTS):
                             with m.If(length < 12):
@@ -512,14 +637,23 @@ class LinkTop(wiring.Component):
                             with m.Elif((h_u16d == 0) | (length - 8)[:2].any()):
                                 nack(E.BAD_LENGTH, 4 * Mux(h_u16d == 0, 1, h_u16d))
                             with m.Else():
-                                m.d.sync += [ptr.eq(8), j.eq(0), c_idx.eq(0)]
+                                m.d.sync += [j.eq(0), c_idx.eq(0)]
+                                m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(8)]
                                 m.next = "CURRENTS_SCAN"
                         with m.Case(OP.RUN):
                             with m.If(length != 8):
                                 nack(E.BAD_LENGTH, 8)
                             with m.Else():
                                 m.next = "RUN_CHECK"
+                        with m.Case(OP.FREERUN):
+                            with m.If(length != 12):
+                                nack(E.BAD_LENGTH, 12)
+                            with m.Elif(h_u32b < self.min_period_us):
+                                nack(E.BAD_VALUE, self.min_period_us)
+                            with m.Else():
+                                m.next = "FREE_CHECK"
                         with m.Case(OP.STOP):
+                            m.d.sync += free.eq(0)
                             ack(cur_step, 4)
                         with m.Case(OP.RESEND):
                             with m.If(length != 4):
@@ -548,9 +682,7 @@ class LinkTop(wiring.Component):
             # ---- WRITE ----
             n_words = (length - 4)[2:]
             with m.State("WRITE_CHECK"):
-                ro = Signal(3)
                 end = h_addr + n_words
-                m.d.comb += ro.eq(Cat(*((h_addr <= a) & (a < end) for a in sorted(P.READ_ONLY_CONTROL))))
                 with m.If((length < 8) | length[:2].any()):
                     nack(E.BAD_LENGTH, P.MAX_PAYLOAD)
                 with m.Elif(n_words > self.max_words):
@@ -563,7 +695,8 @@ class LinkTop(wiring.Component):
                     ro_addr = Mux(ro[0], 0, Mux(ro[1], 3, 4))
                     nack(E.READ_ONLY, ro_addr)
                 with m.Else():
-                    m.d.sync += [ptr.eq(4), j.eq(0)]
+                    m.d.sync += [j.eq(0)]
+                    m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(4)]
                     m.next = "WRITE_WORD"
             with m.State("WRITE_WORD"):
                 addr_now = h_addr + j
@@ -576,7 +709,8 @@ class LinkTop(wiring.Component):
                 with m.Elif(h_region == Region.CURRENT_IN):
                     m.d.comb += [cur_idx.eq(cur_step[:slot_bits] * Kc_of[sel] + addr_now),
                                  cur_w.eq(buf_word), cur_we.eq(1)]
-                    m.d.sync += [j.eq(j + 1), ptr.eq(ptr + 4)]
+                    m.d.sync += [j.eq(j + 1)]
+                    m.d.comb += ptr_step.eq(4)
                 with m.Else():
                     m.d.comb += [bus_valid.eq(1), bus_write.eq(1), bus_region.eq(h_region), bus_addr.eq(addr_now),
                                  bus_data.eq(buf_word)]
@@ -586,7 +720,8 @@ class LinkTop(wiring.Component):
                         m.next = "WRITE_RESP"
             with m.State("WRITE_RESP"):
                 with m.If(resp_valid[sel]):
-                    m.d.sync += [j.eq(j + 1), ptr.eq(ptr + 4)]
+                    m.d.sync += [j.eq(j + 1)]
+                    m.d.comb += ptr_step.eq(4)
                     m.next = "WRITE_WORD"
             # clear every input slot and the history of core sel, then ACK (WRITE of STEP) or go on (RESET)
             with m.State("CLEAR"):
@@ -618,24 +753,27 @@ class LinkTop(wiring.Component):
                     with m.If((h_u32a < cur_step) | (h_u32a + j > cur_step + S)):
                         nack(E.BAD_STEP, cur_step)
                     with m.Else():
-                        m.d.sync += [ptr.eq(4), j.eq(0)]
+                        m.d.sync += [j.eq(0)]
+                        m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(4)]
                         m.next = "INJECT_APPLY"
                 with m.Elif(buf_u16 == P.NEXT_STEP):
-                    m.d.sync += [j.eq(j + 1), ptr.eq(ptr + 2)]
+                    m.d.sync += [j.eq(j + 1)]
+                    m.d.comb += ptr_step.eq(2)
                 with m.Elif(buf_u16 >= A_of[sel]):
                     nack(E.BAD_VALUE, A_of[sel])
                 with m.Else():
-                    m.d.sync += ptr.eq(ptr + 2)
+                    m.d.comb += ptr_step.eq(2)
             with m.State("INJECT_APPLY"):
                 m.d.comb += slot.eq(h_u32a + j)
                 with m.If(ptr >= length):
                     ack(0, 0)
                 with m.Elif(buf_u16 == P.NEXT_STEP):
-                    m.d.sync += [j.eq(j + 1), ptr.eq(ptr + 2)]
-                with m.Else():
+                    m.d.sync += [j.eq(j + 1)]
+                    m.d.comb += ptr_step.eq(2)
+                with m.Elif(mem_ok):
                     m.d.comb += [in_w.eq(in_r[sel] | (Const(1, A_max) << buf_u16[:max(1, (A_max - 1).bit_length())])),
                                  in_we.eq(1)]
-                    m.d.sync += ptr.eq(ptr + 2)
+                    m.d.comb += ptr_step.eq(2)
 
             # ---- INJECT_BITMAP ----
             with m.State("BITMAP_SCAN"):  # count the steps; the length must be 4 + k * nb
@@ -644,24 +782,28 @@ class LinkTop(wiring.Component):
                     with m.If((h_u32a < cur_step) | (h_u32a + j > cur_step + S)):
                         nack(E.BAD_STEP, cur_step)
                     with m.Else():
-                        m.d.sync += [ptr.eq(4), j.eq(0), c_idx.eq(0), acc.eq(0)]
+                        m.d.sync += [j.eq(0), c_idx.eq(0), acc.eq(0)]
+                        m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(4)]
                         m.next = "BITMAP_APPLY"
                 with m.Elif(ptr + nb > length):
                     nack(E.BAD_LENGTH, nb)
                 with m.Else():
-                    m.d.sync += [ptr.eq(ptr + nb), j.eq(j + 1)]
+                    m.d.sync += [j.eq(j + 1)]
+                    m.d.comb += ptr_step.eq(nb)
             with m.State("BITMAP_APPLY"):
                 nb = nbin_of[sel]
                 m.d.comb += slot.eq(h_u32a + j)
                 with m.If(c_idx == nb):  # a whole bitmap: OR it into its slot (before the end check)
                     mask = Signal(A_max)
                     m.d.comb += mask.eq(acc[:A_max] & amask_of[sel])
-                    m.d.comb += [in_w.eq(in_r[sel] | mask), in_we.eq(1)]
-                    m.d.sync += [j.eq(j + 1), c_idx.eq(0), acc.eq(0)]
+                    with m.If(mem_ok):
+                        m.d.comb += [in_w.eq(in_r[sel] | mask), in_we.eq(1)]
+                        m.d.sync += [j.eq(j + 1), c_idx.eq(0), acc.eq(0)]
                 with m.Elif(ptr >= length):
                     ack(0, 0)
                 with m.Else():
-                    m.d.sync += [acc.eq(acc | (buf_byte << (c_idx[:6] * 8))), c_idx.eq(c_idx + 1), ptr.eq(ptr + 1)]
+                    m.d.sync += [acc.eq(acc | (buf_byte << (c_idx[:6] * 8))), c_idx.eq(c_idx + 1)]
+                    m.d.comb += ptr_step.eq(1)
 
             # ---- CURRENTS ----
             with m.State("CURRENTS_SCAN"):  # check the range of K and every value, count the steps
@@ -673,13 +815,14 @@ class LinkTop(wiring.Component):
                     with m.Elif((h_u32a < cur_step) | (h_u32a + j > cur_step + S)):
                         nack(E.BAD_STEP, cur_step)
                     with m.Else():
-                        m.d.sync += [ptr.eq(8), j.eq(0), c_idx.eq(0)]
+                        m.d.sync += [j.eq(0), c_idx.eq(0)]
+                        m.d.comb += [ptr_load.eq(1), ptr_load_val.eq(8)]
                         m.next = "CURRENTS_APPLY"
                 with m.Elif((buf_word.as_signed() > vmax_of[sel].as_signed()) |
                             (buf_word.as_signed() < -vmax_of[sel].as_signed() - 1)):
                     nack(E.BAD_VALUE, vmax_of[sel][:32])
                 with m.Else():
-                    m.d.sync += ptr.eq(ptr + 4)
+                    m.d.comb += ptr_step.eq(4)
                     with m.If(c_idx + 1 == h_u16d):
                         m.d.sync += [c_idx.eq(0), j.eq(j + 1)]
                     with m.Else():
@@ -690,7 +833,7 @@ class LinkTop(wiring.Component):
                 with m.Else():
                     s_slot = (h_u32a + j)[:slot_bits]
                     m.d.comb += [cur_idx.eq(s_slot * Kc_of[sel] + h_u16c + c_idx), cur_w.eq(buf_word), cur_we.eq(1)]
-                    m.d.sync += ptr.eq(ptr + 4)
+                    m.d.comb += ptr_step.eq(4)
                     with m.If(c_idx + 1 == h_u16d):
                         m.d.sync += [c_idx.eq(0), j.eq(j + 1)]
                     with m.Else():
@@ -705,11 +848,24 @@ class LinkTop(wiring.Component):
                 with m.Else():
                     m.d.sync += [sel.eq(k_lo), j.eq(0)]
                     m.next = "RUN_STEP"
-            with m.State("RUN_STEP"):  # step j of the run on core sel
-                with m.If(j == h_u32b):
-                    m.d.sync += [r_op.eq(op | 0x80), r_core.eq(core_id), r_len.eq(4), kind.eq(KIND_SMALL),
-                                 ret.eq(RET_DONE), small.eq(h_u32a + h_u32b)]
-                    m.next = "SEND"
+            # ---- FREERUN: checked like RUN, acknowledged, then IDLE runs a step whenever one is due ----
+            with m.State("FREE_CHECK"):
+                with m.If(cur_step != h_u32a):
+                    nack(E.BAD_STEP, cur_step)
+                with m.Elif(sel != k_hi):
+                    m.d.sync += sel.eq(sel + 1)
+                with m.Else():
+                    m.d.comb += free_start.eq(1)
+                    m.d.sync += [free.eq(1), free_lo.eq(k_lo), free_hi.eq(k_hi), free_seq.eq(recv.seq),
+                                 free_period.eq(h_u32b), free_left.eq(head[64:96]), frame_turn.eq(0)]
+                    ack(h_u32a, 4)
+            with m.State("FREE_STEP"):  # one step of core sel of the free run (RUN_CURRENTS .. RUN_NEXT)
+                m.d.sync += [c_idx.eq(0), acc.eq(0)]
+                m.next = "RUN_CURRENTS"
+
+            with m.State("RUN_STEP"):  # the next step of the run on core sel (= k_lo, all cores in lock-step)
+                with m.If(cur_step == run_end):
+                    ack(run_end, 4)
                 with m.Else():
                     m.d.sync += [c_idx.eq(0), acc.eq(0)]
                     m.next = "RUN_CURRENTS"
@@ -718,7 +874,7 @@ class LinkTop(wiring.Component):
                 with m.If(c_idx >= Kc_of[sel]):
                     m.d.sync += c_idx.eq(0)
                     m.next = "RUN_INPUTS"
-                with m.Else():
+                with m.Elif(mem_ok):
                     m.d.comb += [bus_valid.eq(1), bus_write.eq(1), bus_region.eq(Region.CURRENT_IN),
                                  bus_addr.eq(c_idx), bus_data.eq(cur_r[sel])]
                     with m.If(req_ready[sel]):
@@ -731,7 +887,9 @@ class LinkTop(wiring.Component):
             with m.State("RUN_INPUTS"):  # every set bit of the slot's bitmap -> spike_in
                 m.d.comb += slot.eq(cur_step)
                 bit = (in_r[sel] >> c_idx[:max(1, (A_max - 1).bit_length() + 1)])[0]
-                with m.If(c_idx >= A_of[sel]):
+                with m.If(~mem_ok):
+                    pass
+                with m.Elif(c_idx >= A_of[sel]):
                     m.d.comb += [in_w.eq(0), in_we.eq(1)]
                     m.next = "RUN_START"
                 with m.Elif(bit):
@@ -751,22 +909,36 @@ class LinkTop(wiring.Component):
                     m.next = "RUN_RECORD"
             with m.State("RUN_RECORD"):
                 m.d.comb += [slot.eq(cur_step), hist_w.eq(acc[:N_max]), hist_we.eq(1)]
-                m.d.sync += [cur_step.eq(cur_step + 1),
-                             r_op.eq(OP.SPIKES), r_core.eq(sel), r_len.eq(6 + nbout_of[sel]), kind.eq(KIND_SPIKES),
-                             ret.eq(RET_RUN), small.eq(Cat(cur_step, Const(P.SpikeFormat.BITMAP, 8), Const(0, 8)))]
-                m.next = "SEND"
+                m.d.sync += cur_step.eq(cur_step + 1)
+                # the head is sent after the increment: the step that ran is cur_step - 1 then
+                reply(OP.SPIKES, sel, Cat((cur_step - 1)[:32], Const(P.SpikeFormat.BITMAP, 8),
+                                          Mux(fstep & late, Const(P.SpikeFlag.LATE, 8), 0)),
+                      6 + nbout_of[sel], KIND_SPIKES, RET_RUN)
             with m.State("RUN_NEXT"):
-                with m.If(sel != k_hi):
-                    m.d.sync += sel.eq(sel + 1)
+                with m.If(fstep):
+                    with m.If(sel != free_hi):
+                        m.d.sync += sel.eq(sel + 1)
+                        m.next = "FREE_STEP"
+                    with m.Else():  # the step is done on every core of the free run
+                        m.d.sync += fstep.eq(0)
+                        with m.If(free_left != 0):
+                            m.d.sync += free_left.eq(free_left - 1)
+                            with m.If(free_left == 1):
+                                m.d.sync += free.eq(0)
+                        m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [sel.eq(k_lo), j.eq(j + 1)]
-                m.next = "RUN_STEP"
+                    with m.If(sel != k_hi):
+                        m.d.sync += sel.eq(sel + 1)
+                    with m.Else():
+                        m.d.sync += sel.eq(k_lo)
+                    m.next = "RUN_STEP"
 
             # ---- RESEND ----
             with m.State("RESEND"):
                 m.d.comb += slot.eq(h_u32a[:slot_bits])
-                m.d.sync += acc.eq(hist_r[sel])
-                ack(Cat(h_u32a, Const(P.SpikeFormat.BITMAP, 8), Const(0, 8)), 6 + nbout_of[sel], KIND_SPIKES)
+                with m.If(mem_ok):
+                    m.d.sync += acc.eq(hist_r[sel])
+                    ack(Cat(h_u32a, Const(P.SpikeFormat.BITMAP, 8), Const(0, 8)), 6 + nbout_of[sel], KIND_SPIKES)
 
             # ---- LEARNING ----
             with m.State("LEARNING"):
@@ -788,10 +960,12 @@ class LinkTop(wiring.Component):
                 m.next = "RESET_WRITE"
             with m.State("RESET_WRITE"):
                 e = script_rp.data
-                e_region, e_addr, e_count, e_word = e[0:4], e[4:28], e[28:52], e[52:84]
+                e_region, e_addr, e_count, e_word = e[0:4], e[4:4 + aw], e[4 + aw:4 + aw + nw], e[4 + aw + nw:]
                 with m.If(j == script_hi[sel][head[0]]):
                     m.d.sync += [j.eq(0), steps_reg[sel].eq(0), hist_lo[sel].eq(0)]
                     m.next = "CLEAR"
+                with m.Elif(~script_ok):
+                    pass
                 with m.Elif(c_idx >= e_count):
                     m.d.sync += [j.eq(j + 1), c_idx.eq(0)]
                 with m.Else():
@@ -814,21 +988,22 @@ class LinkTop(wiring.Component):
             with m.State("SEND"):
                 with m.If(send.idle):
                     m.d.comb += send.start.eq(1)
-                    m.d.sync += [ti.eq(0), word.eq(0), c_idx.eq(0), value.eq(0)]
+                    m.d.sync += [word.eq(0), c_idx.eq(0), value.eq(0)]
+                    m.d.comb += ti_next.eq(0)
                     m.next = "SEND_BODY"
             with m.State("SEND_BODY"):
                 byte = Signal(8)
                 ok = Signal()
-                m.d.comb += [rd_at.eq(ti), ident_rp.addr.eq(ti)]
                 with m.Switch(kind):
                     with m.Case(KIND_SMALL):
-                        m.d.comb += [byte.eq(small.word_select(ti[:4], 8)), ok.eq(1)]
+                        m.d.comb += [byte.eq(small.word_select(ti[:3], 8)), ok.eq(1)]
                     with m.Case(KIND_PING):
                         m.d.comb += [byte.eq(buf_byte), ok.eq(1)]
                     with m.Case(KIND_IDENT):
-                        m.d.comb += [byte.eq(ident_rp.data), ok.eq(1)]
+                        flags_at = P.BOARD_HEADER.size - 2  # flags: bit 0 free-running
+                        m.d.comb += [byte.eq(ident_rp.data | Mux(ti == flags_at, free, 0)), ok.eq(1)]
                     with m.Case(KIND_SPIKES):
-                        m.d.comb += [byte.eq(Mux(ti < 6, small.word_select(ti[:4], 8),
+                        m.d.comb += [byte.eq(Mux(ti < 6, small.word_select(ti[:3], 8),
                                                  acc.word_select((ti - 6)[:max(1, (len(acc) // 8).bit_length())], 8))),
                                      ok.eq(1)]
                     with m.Case(KIND_READ):
@@ -839,7 +1014,8 @@ class LinkTop(wiring.Component):
                             m.d.comb += [byte.eq(word.word_select(ti[:2], 8)), ok.eq(1)]
                         with m.Elif(h_region == Region.CURRENT_IN):
                             m.d.comb += cur_idx.eq(cur_step[:slot_bits] * Kc_of[sel] + h_addr + widx)
-                            m.d.sync += [word.eq(cur_r[sel]), value.eq(1)]
+                            with m.If(mem_ok):
+                                m.d.sync += [word.eq(cur_r[sel]), value.eq(1)]
                         with m.Elif(~value[1]):
                             m.d.comb += [bus_valid.eq(1), bus_region.eq(h_region), bus_addr.eq(h_addr + widx)]
                             with m.If(req_ready[sel]):
@@ -848,7 +1024,7 @@ class LinkTop(wiring.Component):
                             m.d.sync += [word.eq(resp_data[sel]), value.eq(1)]
                 m.d.comb += [send.payload.valid.eq(ok & (ti < r_len)), send.payload.payload.eq(byte)]
                 with m.If(send.payload.valid & send.payload.ready):
-                    m.d.sync += ti.eq(ti + 1)
+                    m.d.comb += ti_next.eq(ti + 1)
                     with m.If((kind == KIND_READ) & (ti >= 4) & (ti[:2] == 3)):
                         m.d.sync += value.eq(0)
                 with m.If((ti == r_len) & send.idle):
@@ -859,4 +1035,11 @@ class LinkTop(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += recv.frame_ack.eq(1)
                 m.next = "IDLE"
+        m.d.comb += sending.eq(fsm.ongoing("SEND") | fsm.ongoing("SEND_BODY"))
+        assert len(detail_sources) <= 32 and len(head_sources) <= 16
+        for sources, code, out in ((detail_sources, r_det, detail), (head_sources, r_src, small)):
+            with m.Switch(code):  # a case per source: constant sources fold into the select logic
+                for i, (_, value) in enumerate(sources):
+                    with m.Case(i):
+                        m.d.comb += out.eq(value)
         return m

@@ -4,9 +4,10 @@
 default and at 3 Mbaud and more on FT2232H-class bridges, so the only constraint is divisor >= 4
 (the receiver samples the middle of each bit and needs room for its 2-flip-flop synchroniser).
 
-Why our own and not boards/uart.py: hdl/ must not depend on the board flows, and the receiver here
-also reports framing errors (``error`` pulses on a low stop bit) and re-arms on the line's falling edge
-only after a high stop bit, so a break or a glitch never produces a stream of 0x00 bytes.
+The one UART of spikeforge: the protocol link (hdl/link.py) and the board tops (boards/standalone.py,
+boards/interim_link.py) all use it. The receiver reports framing errors (``error`` pulses on a low
+stop bit) and re-arms on the line's falling edge only after a high stop bit, so a break or a glitch
+never produces a stream of 0x00 bytes.
 """
 
 
@@ -27,11 +28,16 @@ def uart_divisor(clk_hz: float, baud: int) -> int:
     if divisor < MIN_DIVISOR:
         raise ValueError(f"a {clk_hz / 1e6:g} MHz clock cannot run a UART at {baud} baud (needs at least "
                          f"{MIN_DIVISOR} clocks per bit); lower the baud rate or raise the clock")
-    error = clk_hz / divisor / baud - 1
+    error = baud_error(clk_hz, baud)
     if abs(error) > 0.02:
         raise ValueError(f"{baud} baud from a {clk_hz / 1e6:g} MHz clock is off by {error:+.1%} (limit 2 %); "
                          "choose a clock that is a closer multiple of the baud rate")
     return divisor
+
+
+def baud_error(clk_hz: float, baud: int) -> float:
+    """Relative error of the baud rate achieved with ``uart_divisor``'s rounding: clk / divisor / baud - 1."""
+    return clk_hz / round(clk_hz / baud) / baud - 1
 
 
 def _check_divisor(divisor: int) -> int:

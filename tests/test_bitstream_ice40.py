@@ -2,8 +2,10 @@
 runs in .cache/bitstreams): the file, the timing, every report field, the LUT count against nextpnr's
 own log, the bitstream cache for new weights, the timing-failure path and the CLI.
 
-The runtime top level is pinned to the interim UART bridge, so these tests check the bitstream flow
-whatever state the protocol link is in (tests/test_bitstream_slow.py builds with the link).
+The runtime top level is the interim UART bridge: the protocol link (spikeforge.hdl.link.LinkTop,
+about 4,400 logic cells) does not fit the iCE40 UP5K's 5,280 next to even this 16-neuron core
+(docs/bitstreams.md; tests/test_boards_capacity.py checks that the flow refuses it there, naming the
+limit). tests/test_bitstream_slow.py builds the link on the ULX3S.
 
 The first build after a change of the hardware sources takes a few minutes (Yosys + nextpnr on the
 whole core); every later run reuses the cached placed-and-routed design."""
@@ -173,9 +175,7 @@ def test_outputs_are_what_they_claim(build):
 
 def test_new_weights_of_the_same_shape_reuse_place_and_route(build, tmp_path):
     first, out1, _ = build
-    start = time.monotonic()
     second = compile_for_board(tiny_network(w_in=3.0, w_rec=0.25), "icebreaker", tmp_path, BoardOptions(top=TOP))
-    elapsed = time.monotonic() - start
     r1, r2 = first.report, second.report
     assert r2["config_hash"] == r1["config_hash"]
     assert r2["bitstream"]["cached"] is True and r2["build_seconds"] == {}
@@ -183,7 +183,6 @@ def test_new_weights_of_the_same_shape_reuse_place_and_route(build, tmp_path):
     # runtime-loaded: the bitstream is generic for the CoreConfig, the weights travel over UART
     assert (tmp_path / "top.bin").read_bytes() == (out1 / "top.bin").read_bytes()
     assert CoreImage.load(tmp_path / "image.npz") != CoreImage.load(out1 / "image.npz")
-    assert elapsed < 60, f"a cached compile took {elapsed:.0f} s"
 
 
 def test_a_missed_clock_fails_and_says_by_how_much(build, tmp_path, monkeypatch):
@@ -239,7 +238,9 @@ def test_cli_refuses_what_does_not_fit(tmp_path):
     app.command()(compile_command)
     big = tmp_path / "big.yaml"
     big.write_text(NETWORK_YAML.format(w_in=1.0, w_rec=0.5).replace("size: 16", "size: 1400"))
-    res = CliRunner().invoke(app, [str(big), "--board", "icebreaker", "-o", str(tmp_path / "o")])
+    # with the small bridge the core itself is the limit (with the protocol link nothing fits the UP5K:
+    # tests/test_compile_cli.py)
+    res = CliRunner().invoke(app, [str(big), "--board", "icebreaker", "-o", str(tmp_path / "o"), "--top", TOP])
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "does not fit" in text and "SPRAM" in text and "--board ulx3s-85f" in text

@@ -62,18 +62,15 @@ def test_standalone_icebram_swaps_the_network_without_place_and_route(tmp_path):
         run_tool(["icebram", "placeholder.hex", "rom.hex"], cwd=work, log=work / "icebram.log", env=env,
                  stdin=work / "top.asc", stdout=work / "again.asc")
     # a second network of the same shape: same routed design, only the ROM changes
-    start = time.monotonic()
     second = compile_for_board(tiny_network(w_in=3.0), "icebreaker", tmp_path / "b",
                                BoardOptions(standalone=True, stimulus_steps=200))
     assert second.report["bitstream"]["cached"] is True and second.report["build_seconds"] == {}
     assert (tmp_path / "b" / "top.bin").read_bytes() != (tmp_path / "a" / "top.bin").read_bytes()
-    assert time.monotonic() - start < 90
 
 
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+@pytest.mark.parametrize("board", ["ulx3s-85f"])  # the UP5K cannot hold the link beside a core (test_compile_cli)
 def test_the_protocol_link_builds_and_meets_timing(board, tmp_path):
     """The default runtime top level: the protocol link (spikeforge.hdl.link.LinkTop) with one core."""
-    pytest.importorskip("spikeforge.hdl.link")
     result = compile_for_board(tiny_network(), board, tmp_path, BoardOptions(top="link"))
     r = result.report
     assert r["link"].endswith("LinkTop")

@@ -1,14 +1,15 @@
 """The capacity model: memory placement per family, DSP counts, the logic model's calibration, and
 the choice of CoreConfig (lanes for the memory width, a clear refusal when nothing fits)."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from spikeforge.boards.capacity import (
-    CapacityError, CoreMemory, core_memories, dsp_count, estimate, ice40_ebr_tiles, ice40_spram_tiles,
-    logic_model, place_memory, preferred_lanes,
+    LINK_TOP, CapacityError, CoreMemory, core_memories, dsp_count, estimate, ice40_ebr_tiles,
+    ice40_spram_tiles, link_logic, link_memories, logic_model, place_memory, preferred_lanes,
 )
 from spikeforge.boards.catalog import BOARDS, BoardError, get_board
 from spikeforge.boards.flow import BoardOptions, choose_core
@@ -110,7 +111,8 @@ def test_choose_core_picks_lanes_that_fit(monkeypatch):
 
 def test_a_network_too_big_for_the_board_names_the_limit_and_the_ways_out():
     with pytest.raises(CapacityError) as err:
-        choose_core(_network(1024, 1024, p=0.01), get_board("icebreaker"), BoardOptions())
+        # the core is the limit with the small bridge (with the protocol link nothing fits the UP5K)
+        choose_core(_network(1024, 1024, p=0.01), get_board("icebreaker"), BoardOptions(top="interim"))
     msg = str(err.value)
     assert "SPRAM" in msg and "needs" in msg and "iCE40UP5K" in msg
     assert "--board ulx3s-85f" in msg and "--backend spinnaker" in msg and "fewer neurons" in msg
@@ -122,3 +124,67 @@ def test_estimate_limits_cover_every_resource():
     est = estimate(CoreConfig(n_neurons=64, n_inputs=64), get_board("ulx3s-85f"))
     assert {l.name for l in est.limits} == {"logic", "block RAM", "DSP"}
     assert all(math.isfinite(l.needed) for l in est.limits)
+
+
+# ---- the protocol link around the core -----------------------------------------------------------
+TINY = CoreConfig(n_neurons=16, n_inputs=8, lanes=2)
+INTERIM_TOP = "spikeforge.boards.interim_link.InterimUartLink"
+
+
+def test_auto_and_link_tops_are_the_protocol_link():
+    from spikeforge.boards.top import design_factory
+    from spikeforge.hdl.link import LinkTop
+
+    assert design_factory("auto") is LinkTop and design_factory("link") is LinkTop
+    assert f"{LinkTop.__module__}.{LinkTop.__qualname__}" == LINK_TOP
+
+
+def test_link_memories_are_the_ones_the_rtl_builds():
+    """LinkTop.own_memories (what the estimate places) against the memories the elaborated link has."""
+    from amaranth.hdl import Fragment, Shape
+    from amaranth.hdl._mem import MemoryInstance
+
+    from spikeforge.hdl.link import LinkTop
+
+    config = CoreConfig(n_neurons=8, n_inputs=4, n_current_inputs=2)
+    found = {}
+
+    def walk(fragment, path):
+        for sub, name, *_ in fragment.subfragments:
+            if isinstance(sub, MemoryInstance):
+                found[path + (str(name),)] = (int(sub._data.depth), Shape.cast(sub._data.shape).width)
+            elif not str(name).startswith("core"):
+                walk(sub, path + (str(name),))
+
+    walk(Fragment.get(LinkTop([config]), None), ())
+    described = LinkTop([config])
+    described._MustUse__silence = True
+    own = {name: (depth, width) for name, depth, width in described.own_memories()}
+    assert own.pop("rx_fifo") == found.pop(("rx_fifo", "storage"))
+    assert own == {path[-1]: v for path, v in found.items()}
+    assert set(own) == {"frame_buf", "ident_rom", "script_rom", "history0", "inputs0", "currents0"}
+    # a core without inputs or analog inputs gets no slot memory for them
+    no_inputs = {m.name for m in link_memories(dataclasses.replace(TINY, n_inputs=0))}
+    assert "history0" in no_inputs and "inputs0" not in no_inputs
+    assert "currents0" not in {m.name for m in link_memories(TINY)}
+
+
+def test_the_estimate_adds_the_link_and_refuses_it_on_the_up5k():
+    ice, ecp = get_board("icebreaker"), get_board("ulx3s-85f")
+    bare = estimate(TINY, ice, top=INTERIM_TOP, exact=False)
+    linked = estimate(TINY, ice, top=LINK_TOP, exact=False)
+    assert linked.luts - bare.luts == link_logic(TINY, "ice40") > 4000
+    frame_buf = [p for p in linked.memories if p.name == "frame_buf"]
+    assert frame_buf and frame_buf[0].kind == "bram" and linked.bram_tiles > bare.bram_tiles
+    assert bare.fits and not linked.fits and [l.name for l in linked.failed] == ["logic"]
+    assert estimate(TINY, ecp, top=LINK_TOP, exact=False).fits
+
+
+def test_choose_core_with_the_link_on_the_icebreaker_names_the_interim_way_out():
+    with pytest.raises(CapacityError) as err:
+        choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="link"))
+    msg = str(err.value)
+    assert "cannot hold the protocol host link" in msg and "logic" in msg
+    assert "--top interim" in msg and "--standalone" in msg and "fewer neurons" not in msg
+    choice = choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="interim"))
+    assert choice.estimate.fits

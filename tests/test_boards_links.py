@@ -1,5 +1,6 @@
-"""The board-level RTL around the core, simulated in Amaranth: the UART, the interim host bridge that
-runtime bitstreams use until the protocol link exists, and the clock/reset top on a board platform."""
+"""The board-level RTL around the core, simulated in Amaranth: the UART the board tops share with the
+protocol link (hdl/uart.py), the interim host bridge that iCE40 UP5K runtime bitstreams use (the
+protocol link does not fit there next to a core), and the clock/reset top on a board platform."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from spikeforge.boards import interim_link as il
-from spikeforge.boards.uart import UartRx, UartTx, baud_error, uart_divisor
+from spikeforge.hdl.uart import UartRx, UartTx, baud_error, uart_divisor
 from spikeforge.core import memory_map as mm
 from spikeforge.core.config import CoreConfig
 

@@ -86,9 +86,9 @@ def test_identify_ping_and_unknown_opcodes(rtl):
     assert rtl.send(Op.PING, 0, b"")[0].payload == b""
     (nack,) = rtl.send(0x7E)
     assert nack.opcode == Op.NACK and P.decode_nack(nack.payload) == (0x7E, Err.UNKNOWN_OPCODE, 0)
-    # FREERUN is not implemented in the RTL: refused, never misbehaves
-    (nack,) = rtl.send(Op.FREERUN, 0, P.encode_freerun(0, 1000))
-    assert P.decode_nack(nack.payload) == (Op.FREERUN, Err.UNKNOWN_OPCODE, 0)
+    # FREERUN is checked like every command (tests/test_link_freerun.py runs it)
+    (nack,) = rtl.send(Op.FREERUN, 0, P.encode_freerun(0, 1000)[:8])
+    assert P.decode_nack(nack.payload) == (Op.FREERUN, Err.BAD_LENGTH, 12)
     assert rtl.send(P.ack(Op.PING), 0, b"x") == []  # replies (a loopback) are ignored
     (nack,) = rtl.send(Op.PING, 0, bytes(4 + 4 * MAX_WORDS + 1))
     assert P.decode_nack(nack.payload) == (Op.PING, Err.BAD_LENGTH, 4 + 4 * MAX_WORDS)
