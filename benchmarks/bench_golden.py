@@ -391,6 +391,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-nest", action="store_true", help="skip NEST")
     ap.add_argument("--tune", action="store_true", help="find the noise rate for 5 %% activity per size, print it")
     ap.add_argument("--no-write", action="store_true", help="print the results, do not update RESULTS.md")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="RESULTS.md to update (default benchmarks/RESULTS.md; `spikeforge bench` gives a scratch file)")
     ap.add_argument("--nest-worker", nargs=4, metavar=("N", "RATE", "STEPS", "REPEATS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.nest_worker:  # one NEST measurement, in its own process (see time_nest)
@@ -435,8 +436,8 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"written to {RESULTS}")
+        write_section(text, args.results)
+        print(f"written to {args.results}")
     return 0
 
 

@@ -212,6 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="spike streaming steps per case (default 6000, quick 2000)")
     ap.add_argument("--slots", type=int, default=64, help="step slots of the virtual board (default 64)")
     ap.add_argument("--no-write", action="store_true", help="print the results, do not update RESULTS.md")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="RESULTS.md to update (default benchmarks/RESULTS.md; `spikeforge bench` gives a scratch file)")
     args = ap.parse_args(argv)
     bauds = args.bauds or ([1_000_000] if args.quick else [1_000_000, 3_000_000])
     steps = args.steps or (2000 if args.quick else 6000)
@@ -229,8 +230,8 @@ def main(argv=None) -> int:
     text = report(rows, steps, (load_before, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"written to {RESULTS}")
+        write_section(text, args.results)
+        print(f"written to {args.results}")
     return 0
 
 

@@ -113,8 +113,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="steps per activity level")
     ap.add_argument("--no-verilator", action="store_true", help="Icarus only")
     ap.add_argument("--no-write", action="store_true", help="print the results, do not update RESULTS.md")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="core sizes N (default 64 256)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="RESULTS.md to update (default benchmarks/RESULTS.md; `spikeforge bench` gives a scratch file)")
     args = ap.parse_args(argv)
-    configs = [CoreConfig(n_neurons=n, n_inputs=n, lanes=p, n_profiles=1) for n in (64, 256) for p in (1, 4)]
+    configs = [CoreConfig(n_neurons=n, n_inputs=n, lanes=p, n_profiles=1) for n in args.sizes for p in (1, 4)]
     sims = ["icarus"] + ([] if args.no_verilator else ["verilator"])
     t0 = time.time()
     table: dict[tuple[str, int, int], list[dict]] = {}
@@ -146,21 +148,24 @@ def main(argv=None) -> int:
     lines += ["", f"Cycle model against LAST_CYCLES, every step of every run: "
                   f"{'**exact**' if exact_all else '**not exact** (see the table)'}.", ""]
     lines += ["RTL simulation speed inside the steps (wall time; the build, image load and readback excluded):",
-              "", "| simulator | N | P | activity | steps/s | clock cycles/s |", "|---|---|---|---|---|---|"]
+              "", "| simulator | N | P | activity | steps/s | clock cycles/s | steps/s vs Icarus |",
+              "|---|---|---|---|---|---|---|"]
     for (sim, n, p), rows in table.items():
         if p != 1:
             continue
-        for r in rows:
+        base = table.get(("icarus", n, p))
+        for k, r in enumerate(rows):
+            vs = f"{r['steps_per_s'] / base[k]['steps_per_s']:.1f}x" if base and base[k]["steps_per_s"] else "-"
             lines.append(f"| {sim} | {n} | {p} | {r['activity']:.0%} | {r['steps_per_s']:,.1f} | "
-                         f"{r['cycles_per_s']:,.0f} |")
+                         f"{r['cycles_per_s']:,.0f} | {vs} |")
     lines += ["", f"Total benchmark time {time.time() - t0:.0f} s. The machine was shared with other jobs "
                   "(see the load average), so absolute speeds are lower bounds; ratios between simulators "
                   "measured in the same run are comparable."]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"written to {RESULTS}")
+        write_section(text, args.results)
+        print(f"written to {args.results}")
     return 0
 
 

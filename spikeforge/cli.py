@@ -188,7 +188,9 @@ def demo_network(
 
 
 def _register_commands() -> None:
+    from spikeforge.bench import bench_command
     from spikeforge.boards.cli import compile_command, flash_command
+    from spikeforge.compiler.explore_cli import explore_command
     from spikeforge.compiler.nir_frontend import export_command
     from spikeforge.demos.blimp.cli import blimp_command
     from spikeforge.demos.place.cli import place_command
@@ -197,6 +199,10 @@ def _register_commands() -> None:
     app.command("compile", help="Compile a network to a bitstream for a board, with a report (docs/bitstreams.md)."
                 )(compile_command)
     app.command("flash", help="Program a board with a compiled bitstream (openFPGALoader).")(flash_command)
+    app.command("explore", help="Sweep core widths for a network: quality vs resources and latency on every "
+                "board (docs/choosing-a-core.md).")(explore_command)
+    app.command("bench", help="Run the benchmarks and regenerate benchmarks/RESULTS.md (--quick | --full)."
+                )(bench_command)
     app.command("export", help="Write a network as a NIR graph (.nir).")(export_command)
     demo_app.command("blimp")(blimp_command)
     demo_app.command("place")(place_command)
