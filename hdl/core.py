@@ -626,7 +626,10 @@ class NeuronCore(wiring.Component):
 
         # ---- DELIVER sequencer ---------------------------------------------------------------
         src_idx = Signal(range(S + 1))
-        total_src = n_in + n_post
+        # sources of the step, registered: n_in and n_post are final before DELIVER starts (n_post
+        # last changes at least one clock before the neuron pass ends, n_in only while idle)
+        total_src = Signal(range(S + 1))
+        m.d.sync += total_src.eq(n_in + n_post)
         fetch_pending = Signal()
         fetch_input = Signal()
         nxt_valid = Signal()
