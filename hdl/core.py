@@ -784,13 +784,19 @@ class NeuronCore(wiring.Component):
         if need_div:
             div = ConstDivider(32, (N, D))
             m.submodules.bus_divider = div
-        is_step_write = (region == R.CONTROL) & (addr == mm.ControlReg.STEP) & write
-        needs_n_split = (region == R.SYNAPSE) | (region == R.RING)
+        # request class flags, decoded from the payload as it is accepted (registered), so B_DECODE's
+        # divider start and state choice do not wait for a 32-bit address comparison
+        is_step_write = Signal(name="bus_is_step_write")
+        needs_n_split = Signal(name="bus_needs_n_split")
+        pl = self.bus_req.payload
 
         with m.Switch(bstate):
             with m.Case(B_IDLE):
                 with m.If(self.bus_req.valid & self.bus_req.ready):
-                    m.d.sync += [req.as_value().eq(self.bus_req.payload.as_value()), bstate.eq(B_DECODE)]
+                    m.d.sync += [req.as_value().eq(self.bus_req.payload.as_value()), bstate.eq(B_DECODE),
+                                 is_step_write.eq((pl.region == R.CONTROL) & (pl.addr == mm.ControlReg.STEP)
+                                                  & pl.write),
+                                 needs_n_split.eq((pl.region == R.SYNAPSE) | (pl.region == R.RING))]
             with m.Case(B_DECODE):
                 if pow2(N):
                     m.d.sync += [q.eq(addr >> int(math.log2(N))), r.eq(addr & (N - 1))]
