@@ -155,9 +155,17 @@ class NeuronCore(wiring.Component):
         PE, PM, PL = early_profile_layout(c), mid_profile_layout(c), late_profile_layout(c)
 
         # ---- memories ------------------------------------------------------------------------
-        def memory(name, shape, depth, style="block"):
+        def memory(name, shape, depth, style="block", rw_check=False):
             # small tables (profiles) would become flip-flops; block RAM saves the scarce logic cells
             attrs = {"ram_style": style} if style else {}
+            if not rw_check:
+                # The schedule never reads a word in the clock that writes it, or ignores what such
+                # a read returns (docs/core-rtl.md, "Read/write collisions"). Without this attribute
+                # Yosys emulates read-first behaviour on every block RAM whose ports may collide
+                # (iCE40 EBR, ECP5 DP16KD): it delays every write by a register and adds an address
+                # comparator and bypass multiplexer to the read data, hundreds of logic cells that
+                # also sat on the ring buffer's read-add-write path.
+                attrs["no_rw_check"] = 1
             mem = Memory(shape=shape, depth=depth, init=[], attrs=attrs)
             m.submodules[name] = mem
             return mem
@@ -203,7 +211,9 @@ class NeuronCore(wiring.Component):
         if STDP:
             xmem = memory("x_trace", unsigned(TB), S)
             x_rp, x_wp = xmem.read_port(), xmem.write_port()
-            ymem = memory("y_trace", unsigned(P * TB), NP)
+            # the neuron pass and YINC read a y word while another lane of it is written: the
+            # other lanes must read back unchanged, so this memory keeps Yosys's collision logic
+            ymem = memory("y_trace", unsigned(P * TB), NP, rw_check=True)
             y_rp, y_wp = ymem.read_port(), ymem.write_port(granularity=TB)
             GL = data.StructLayout({"k": unsigned(index_bits(NP)), "mask": unsigned(P)})
             glmem = memory("group_list", GL, NP)
@@ -231,7 +241,10 @@ class NeuronCore(wiring.Component):
         IDLE, NEURON, POT, DELIVER, YINC, FINISH = range(6)
         phase = Signal(range(6))
         busy = Signal()
-        m.d.comb += [busy.eq(phase != IDLE), self.busy.eq(busy), self.done.eq(phase == FINISH)]
+        # busy (phase != IDLE) and done (phase == FINISH) are registers of their own, set and cleared
+        # with the phase: the link's control logic then starts at a flip-flop, not at a phase decoder
+        done = Signal()
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
 
         # bus state (defined early: start is accepted only with no bus transaction in flight)
         B_IDLE, B_DECODE, B_DIV, B_ISSUE, B_DATA, B_RESP = range(6)
@@ -359,10 +372,13 @@ class NeuronCore(wiring.Component):
                 npipe.put(name, 4, _signed(npipe.get(name + "_prod", 4)) - npipe.get(name + "_corr", 4))
         # the three membrane products are summed unsigned, their sign corrections summed aside
         npipe.put("csum", 3, sum(corrections[n] for n in membrane))
-        npipe.put("psum", 4, sum(npipe.get(n + "_prod", 4) for n in membrane))
+        # one adder per stage: stage 4 adds two products and, beside it, the third minus the
+        # corrections; stage 5 adds the two partial sums
+        npipe.put("psum", 4, npipe.get("pv_prod", 4) + npipe.get("pie_prod", 4))
+        npipe.put("pt", 4, _signed(npipe.get("pii_prod", 4)) - npipe.get("csum", 4))
         # stage 5: sums and decays
         npipe.put("acc", 5, Mux(npipe.get("refr", 5), npipe.get("d", 5) << fx.COEF_FRAC,
-                                _signed(npipe.get("psum", 5)) - npipe.get("csum", 5)))
+                                _signed(npipe.get("psum", 5)) + npipe.get("pt", 5)))
         npipe.put("ie_d", 5, npipe.get("pe_d", 5))
         npipe.put("ii_d", 5, npipe.get("pi_d", 5))
         if ADAPT:
@@ -473,12 +489,21 @@ class NeuronCore(wiring.Component):
         it_mode = Signal()
         it_first = Signal()
         it_mask = Signal(P)
+        # the word address row * NP + k comes from a register of its sequencer (stepped by +1 along a
+        # row, by +NP down a column), so no multiplier sits between the sequencers and the RAM address
+        it_addr = Signal(range(S * NP))
+        cur_row = Signal(range(S))       # DELIVER: the row being delivered, its next word's address
+        cur_k = Signal(range(NP))
+        cur_addr = Signal(range(S * NP))
+        if STDP:                         # POT: the row and address of the next item of the column
+            g_row = Signal(range(S))
+            g_addr = Signal(range(S * NP))
         rmw_delivery = Const(1) & learning if STDP else Const(0)
         it_rmw = (it_mode == MODE_POT) | rmw_delivery
         wpipe = _Pipe(m, "w")
         wpipe.put("valid", 0, it_valid)
         wpipe.put("rmw", 0, it_rmw)
-        wpipe.put("addr", 0, arith.index_concat(it_row, NP, it_k))
+        wpipe.put("addr", 0, it_addr)
         wpipe.put("row", 0, it_row)
         wpipe.put("k", 0, it_k)
         wpipe.put("mode", 0, it_mode)
@@ -487,14 +512,17 @@ class NeuronCore(wiring.Component):
         wv = [wpipe.get("valid", k) for k in range(3)]
         write_now = wv[2] & wpipe.get("rmw", 2)
         can_issue = ~write_now
+        # The weight RAM's address and write enable come from registers through one multiplexer
+        # level, independent of whether the sequencer issues this clock (a read nobody uses is
+        # harmless); on the iCE40 they fan out to the SPRAM address, chip select and write enables.
+        pot_now = (phase == POT) if STDP else Const(0)
+        issue_row = Mux(pot_now, g_row, cur_row) if STDP else cur_row
+        issue_addr = Mux(pot_now, g_addr, cur_addr) if STDP else cur_addr
+        m.d.comb += [w_addr.eq(Mux(write_now, wpipe.get("addr", 2), issue_addr)), w_we.eq(write_now)]
         with m.If((phase == POT) | (phase == DELIVER)):
-            m.d.comb += [
-                w_addr.eq(Mux(write_now, wpipe.get("addr", 2), wpipe.get("addr", 0))),
-                w_we.eq(write_now),
-                rs_rp.addr.eq(it_row),
-            ]
+            m.d.comb += rs_rp.addr.eq(issue_row)
             if STDP:
-                m.d.comb += [x_rp.addr.eq(it_row), y_rp.addr.eq(it_k)]
+                m.d.comb += [x_rp.addr.eq(issue_row), y_rp.addr.eq(it_k)]
         # stage 1: the word is here; modify it (STDP)
         word1 = w_rp.data
         lanes1 = [SYN(word1[l * SB:(l + 1) * SB]) for l in range(P)]
@@ -538,6 +566,10 @@ class NeuronCore(wiring.Component):
             lp.put("valid", 2, deliver2 & (w != 0))
             lp.put("ch", 2, w[-1])
             lp.put("w", 2, w)
+            # The shifted weight is formed at stage 2, clamped to i_bits + 1 bits: an addend at or
+            # beyond that range saturates the entry whatever it holds (|entry| < 2**(i_bits-1)), so
+            # the clamp changes no result and stage 3 is a short read + add + saturate.
+            lp.put("add", 2, arith.sat(w << wpipe.get("shift", 2), IB + 1))
             if D > 1:
                 extra = 2 if mut == "ring_slot_off_by_one" else 1
                 raw = ptr + syn.delay + extra
@@ -558,7 +590,7 @@ class NeuronCore(wiring.Component):
                 l = src[0]
                 lp = lane_pipes[l]
                 here3 = lp.get("valid", 3) & (lp.get("bank", 3) == b) if P == 1 else lp.get("valid", 3)
-                total = ring_rp[b].data + (lp.get("w", 3) << wpipe.get("shift", 3))
+                total = ring_rp[b].data + lp.get("add", 3)
                 # exc entries only grow and inh entries only shrink, so one saturation serves both
                 sat_total = arith.sat(total, IB)
                 m.d.comb += [
@@ -575,7 +607,6 @@ class NeuronCore(wiring.Component):
             g_state = Signal(2)   # 0 wait for group list data, 1 run rows
             g_k = Signal(range(NP))
             g_mask = Signal(P)
-            g_row = Signal(range(S))
             m.d.comb += gl_rp.addr.eq(g_idx)
             with m.If(phase == POT):
                 with m.If(g_state == 0):   # group list address presented; data next cycle
@@ -583,19 +614,22 @@ class NeuronCore(wiring.Component):
                         m.d.sync += g_state.eq(2)
                 with m.Elif(g_state == 2):
                     m.d.sync += [g_k.eq(GL(gl_rp.data).k), g_mask.eq(GL(gl_rp.data).mask),
-                                 g_row.eq(0), g_state.eq(1)]
+                                 g_row.eq(0), g_addr.eq(GL(gl_rp.data).k), g_state.eq(1)]
                 with m.Else():
                     m.d.comb += [it_valid.eq(can_issue), it_row.eq(g_row), it_k.eq(g_k),
-                                 it_mode.eq(MODE_POT), it_mask.eq(g_mask)]
+                                 it_addr.eq(g_addr), it_mode.eq(MODE_POT), it_mask.eq(g_mask)]
                     with m.If(can_issue):
-                        m.d.sync += g_row.eq(g_row + 1)
+                        m.d.sync += [g_row.eq(g_row + 1), g_addr.eq(g_addr + NP)]
                         with m.If(g_row == S - 1):
                             m.d.sync += [g_idx.eq(g_idx + 1), g_state.eq(0)]
             pot_busy = (g_idx != n_groups)
 
         # ---- DELIVER sequencer ---------------------------------------------------------------
         src_idx = Signal(range(S + 1))
-        total_src = n_in + n_post
+        # sources of the step, registered: n_in and n_post are final before DELIVER starts (n_post
+        # last changes at least one clock before the neuron pass ends, n_in only while idle)
+        total_src = Signal(range(S + 1))
+        m.d.sync += total_src.eq(n_in + n_post)
         fetch_pending = Signal()
         fetch_input = Signal()
         nxt_valid = Signal()
@@ -604,13 +638,15 @@ class NeuronCore(wiring.Component):
         nxt_idx = Signal(index_bits(N))
         nxt_emitted = Signal()
         cur_active = Signal()
-        cur_row = Signal(range(S))
-        cur_k = Signal(range(NP))
         cur_first = Signal()
         m.d.comb += sl_rp.addr.eq(src_idx - n_in)
         if A:
             m.d.comb += il_rp.addr.eq(src_idx)
-        m.d.comb += [self.spike_out.valid.eq((phase == DELIVER) & nxt_valid & nxt_neuron & ~nxt_emitted),
+        # spike_out.valid is the register so_valid == (phase == DELIVER) & nxt_valid & nxt_neuron &
+        # ~nxt_emitted: set when a neuron source is fetched, cleared when taken (a neuron row loads only
+        # after its index was taken) and when DELIVER starts
+        so_valid = Signal()
+        m.d.comb += [self.spike_out.valid.eq(so_valid),
                      self.spike_out.payload.eq(nxt_idx)]
         so_taken = self.spike_out.valid & self.spike_out.ready
         load = ~cur_active & nxt_valid & (~nxt_neuron | nxt_emitted | so_taken)
@@ -620,7 +656,7 @@ class NeuronCore(wiring.Component):
                 m.d.sync += [fetch_pending.eq(1), fetch_input.eq(src_idx < n_in), src_idx.eq(src_idx + 1)]
             with m.If(fetch_pending):
                 m.d.sync += [fetch_pending.eq(0), nxt_valid.eq(1), nxt_emitted.eq(0),
-                             nxt_neuron.eq(~fetch_input)]
+                             nxt_neuron.eq(~fetch_input), so_valid.eq(~fetch_input)]
                 if A:
                     with m.If(fetch_input):
                         m.d.sync += nxt_row.eq(il_rp.data)
@@ -629,17 +665,17 @@ class NeuronCore(wiring.Component):
                 else:
                     m.d.sync += [nxt_row.eq(sl_rp.data), nxt_idx.eq(sl_rp.data)]
             with m.If(so_taken):
-                m.d.sync += nxt_emitted.eq(1)
+                m.d.sync += [nxt_emitted.eq(1), so_valid.eq(0)]
             with m.If(load):
                 m.d.sync += [cur_row.eq(nxt_row), cur_k.eq(0), cur_active.eq(1), cur_first.eq(1),
-                             nxt_valid.eq(0)]
+                             cur_addr.eq(arith.const_mul(nxt_row, NP)), nxt_valid.eq(0)]
                 if A:
                     m.d.comb += [ib_wp.addr.eq(nxt_row), ib_wp.data.eq(0), ib_wp.en.eq(~nxt_neuron)]
             with m.If(cur_active):
                 m.d.comb += [it_valid.eq(can_issue), it_row.eq(cur_row), it_k.eq(cur_k),
-                             it_mode.eq(MODE_DEL), it_first.eq(cur_first)]
+                             it_addr.eq(cur_addr), it_mode.eq(MODE_DEL), it_first.eq(cur_first)]
                 with m.If(can_issue):
-                    m.d.sync += [cur_k.eq(cur_k + 1), cur_first.eq(0)]
+                    m.d.sync += [cur_k.eq(cur_k + 1), cur_addr.eq(cur_addr + 1), cur_first.eq(0)]
                     with m.If(cur_k == NP - 1):
                         m.d.sync += cur_active.eq(0)
         deliver_seq_busy = (src_idx != total_src) | fetch_pending | nxt_valid | cur_active
@@ -669,7 +705,7 @@ class NeuronCore(wiring.Component):
         with m.Switch(phase):
             with m.Case(IDLE):
                 with m.If(start_ok):
-                    m.d.sync += [phase.eq(NEURON), cycles.eq(0), n_issue.eq(0), n_post.eq(0),
+                    m.d.sync += [phase.eq(NEURON), busy.eq(1), cycles.eq(0), n_issue.eq(0), n_post.eq(0),
                                  n_groups.eq(0)]
                     if STDP:
                         m.d.sync += [x_issue.eq(0), g_idx.eq(0), g_state.eq(0)]
@@ -678,7 +714,8 @@ class NeuronCore(wiring.Component):
                 if STDP:
                     done_n &= (x_issue == S) & ~x_pipe_busy
                 with m.If(done_n):
-                    m.d.sync += [src_idx.eq(0), fetch_pending.eq(0), nxt_valid.eq(0), cur_active.eq(0)]
+                    m.d.sync += [src_idx.eq(0), fetch_pending.eq(0), nxt_valid.eq(0), cur_active.eq(0),
+                                 so_valid.eq(0)]
                     if STDP:
                         m.d.sync += phase.eq(Mux(learning & (n_groups != 0), POT, DELIVER))
                     else:
@@ -691,12 +728,12 @@ class NeuronCore(wiring.Component):
                     if STDP:
                         m.d.sync += [phase.eq(YINC), yi.eq(0)]
                     else:
-                        m.d.sync += phase.eq(FINISH)
+                        m.d.sync += [phase.eq(FINISH), done.eq(1)]
             with m.Case(YINC):
                 with m.If(~yinc_busy):
-                    m.d.sync += phase.eq(FINISH)
+                    m.d.sync += [phase.eq(FINISH), done.eq(1)]
             with m.Case(FINISH):
-                m.d.sync += [phase.eq(IDLE), step.eq(step + 1), last_cycles.eq(cycles + 1), n_in.eq(0)]
+                m.d.sync += [phase.eq(IDLE), busy.eq(0), done.eq(0), step.eq(step + 1), last_cycles.eq(cycles + 1), n_in.eq(0)]
                 if D > 1:
                     m.d.sync += ptr.eq(Mux(ptr == D - 1, 0, ptr + 1))
 
@@ -737,22 +774,29 @@ class NeuronCore(wiring.Component):
         q = Signal(24, name="bus_quot")      # address // N (SYNAPSE, RING)
         r = Signal(range(max(N, D, 2)), name="bus_rem")  # address % N; or STEP data % D
         region, addr, wdata, write = req.region, req.addr, req.data, req.write
+        resp_valid = Signal(name="bus_resp_valid")   # == (bstate == B_RESP), as a register
 
         m.d.comb += [self.bus_req.ready.eq(~busy & (bstate == B_IDLE) & ~self.start),
-                     self.bus_resp.valid.eq(bstate == B_RESP)]
+                     self.bus_resp.valid.eq(resp_valid)]
 
         pow2 = lambda n: n & (n - 1) == 0
         need_div = not (pow2(N) and pow2(D))
         if need_div:
             div = ConstDivider(32, (N, D))
             m.submodules.bus_divider = div
-        is_step_write = (region == R.CONTROL) & (addr == mm.ControlReg.STEP) & write
-        needs_n_split = (region == R.SYNAPSE) | (region == R.RING)
+        # request class flags, decoded from the payload as it is accepted (registered), so B_DECODE's
+        # divider start and state choice do not wait for a 32-bit address comparison
+        is_step_write = Signal(name="bus_is_step_write")
+        needs_n_split = Signal(name="bus_needs_n_split")
+        pl = self.bus_req.payload
 
         with m.Switch(bstate):
             with m.Case(B_IDLE):
                 with m.If(self.bus_req.valid & self.bus_req.ready):
-                    m.d.sync += [req.as_value().eq(self.bus_req.payload.as_value()), bstate.eq(B_DECODE)]
+                    m.d.sync += [req.as_value().eq(self.bus_req.payload.as_value()), bstate.eq(B_DECODE),
+                                 is_step_write.eq((pl.region == R.CONTROL) & (pl.addr == mm.ControlReg.STEP)
+                                                  & pl.write),
+                                 needs_n_split.eq((pl.region == R.SYNAPSE) | (pl.region == R.RING))]
             with m.Case(B_DECODE):
                 if pow2(N):
                     m.d.sync += [q.eq(addr >> int(math.log2(N))), r.eq(addr & (N - 1))]
@@ -780,10 +824,10 @@ class NeuronCore(wiring.Component):
             with m.Case(B_ISSUE):
                 m.d.sync += bstate.eq(B_DATA)
             with m.Case(B_DATA):
-                m.d.sync += bstate.eq(B_RESP)
+                m.d.sync += [bstate.eq(B_RESP), resp_valid.eq(1)]
             with m.Case(B_RESP):
                 with m.If(self.bus_resp.ready):
-                    m.d.sync += bstate.eq(B_IDLE)
+                    m.d.sync += [bstate.eq(B_IDLE), resp_valid.eq(0)]
 
         # decoded indices (stable from B_ISSUE on)
         prof_p, prof_f = addr >> 4, addr[:4]
@@ -794,6 +838,20 @@ class NeuronCore(wiring.Component):
         ring_jb = r >> LB
         ring_a = arith.index_concat(q[: index_bits(2 * D) + 1], NB, ring_jb)
         data_phase = bstate == B_DATA
+        # The region's address range check (carry chains over the 32-bit address) is registered in
+        # B_ISSUE (address, q and r are final then) and gates reads and writes in B_DATA, so the
+        # memories' write enables start at a flip-flop.
+        range_checks = {R.PROFILE: prof_p < c.n_profiles, R.NEURON_PROFILE: addr < N, R.SYNAPSE: q < S,
+                        R.ROW_SHIFT: addr < S, R.NEURON_STATE: ns_n < N, R.X_TRACE: addr < S,
+                        R.RING: q < 2 * D, R.CURRENT_IN: addr < K}
+        range_ok = Signal()
+        with m.Switch(region):
+            for reg, check in range_checks.items():
+                with m.Case(reg):
+                    m.d.comb += range_ok.eq(check)
+        addr_ok = Signal(name="bus_addr_ok")
+        with m.If(bstate == B_ISSUE):
+            m.d.sync += addr_ok.eq(range_ok)
         do_write = data_phase & write
 
         with m.If(~busy):
@@ -843,10 +901,44 @@ class NeuronCore(wiring.Component):
                         wp.en.eq(Mux(do_write, 1 << (f.offset // g), 0))]
             return [wp.data.eq(replace(Value.cast(rp.data), layout, name, wdata)), wp.en.eq(_all(wp, do_write))]
 
+        # SYNAPSE accesses work on the weight word registered at the end of B_DATA: a read formats
+        # its lane in B_RESP, a write merges its lane into it and writes it in the first B_RESP clock
+        # (the address is still the request's). So the weight RAM's read multiplexer tree ends in a
+        # register, and no path runs from its read data through the lane multiplexers into its write
+        # data. syn_write is high exactly in that clock and drives the write enable from a register.
+        bus_word = Signal(P * SB, name="bus_weight_word")
+        resp_syn = Signal(name="bus_resp_synapse")
+        syn_write = Signal(name="bus_synapse_write")
+        with m.If(data_phase):
+            m.d.sync += [bus_word.eq(e["w_rp"].data),
+                         resp_syn.eq((region == R.SYNAPSE) & addr_ok & ~write)]
+        with m.If(bstate == B_RESP):
+            m.d.sync += syn_write.eq(0)
+        m.d.comb += e["w_we"].eq(e["write_now"] | syn_write)
+        syn = SYN(Array(bus_word[l * SB:(l + 1) * SB] for l in range(P))[syn_lane])
+        syn_read = Signal(32, name="bus_synapse_read")
+        m.d.comb += syn_read[:16].eq(syn.weight)  # sign-extended to 16 bits
+        if STDP:
+            m.d.comb += syn_read[mm.SYNAPSE_PLASTIC_BIT].eq(syn.plastic)
+        if c.delay_bits:
+            m.d.comb += syn_read[mm.SYNAPSE_DELAY_SHIFT:mm.SYNAPSE_DELAY_SHIFT + c.delay_bits].eq(syn.delay)
+        new_syn = Signal(SB)
+        m.d.comb += SYN(new_syn).weight.eq(wdata[:W])
+        if STDP:
+            m.d.comb += SYN(new_syn).plastic.eq(wdata[mm.SYNAPSE_PLASTIC_BIT])
+        if c.delay_bits:
+            m.d.comb += SYN(new_syn).delay.eq(wdata[mm.SYNAPSE_DELAY_SHIFT:])
+        with m.If(~busy):
+            m.d.comb += e["w_wp"].data.eq(
+                Cat(*[Mux(syn_lane == l, new_syn, bus_word[l * SB:(l + 1) * SB]) for l in range(P)]))
+
         read = Signal(32, name="bus_read_value")
-        m.d.comb += self.bus_resp.payload.data.eq(Mux(write, 0, read))
-        # the response is read combinationally in B_RESP: the addresses are still those of the request,
-        # so every memory keeps presenting the same word (no response register needed)
+        # the response is registered at the end of B_DATA (the memories present the addressed word
+        # from B_DATA on), so no read multiplexer tree reaches the link's logic
+        resp = Signal(32, name="bus_resp_data")
+        with m.If(data_phase):
+            m.d.sync += resp.eq(Mux(write, 0, read))
+        m.d.comb += self.bus_resp.payload.data.eq(Mux(resp_syn, syn_read, resp))
 
         with m.If(~busy), m.Switch(region):
             # CONTROL
@@ -870,7 +962,7 @@ class NeuronCore(wiring.Component):
                         m.d.comb += read.eq(mm.config_hash_word(c))
             # PROFILE
             with m.Case(R.PROFILE):
-                with m.If(prof_p < c.n_profiles):
+                with m.If(addr_ok):
                     with m.Switch(prof_f):
                         tables = ((PE, e["pe_rp"], e["pe_wp"]), (PM, e["pm_rp"], e["pm_wp"]),
                                   (PL, e["pl_rp"], e["pl_wp"]))
@@ -896,40 +988,24 @@ class NeuronCore(wiring.Component):
             # NEURON_PROFILE
             with m.Case(R.NEURON_PROFILE):
                 if c.profile_bits:
-                    with m.If(addr < N):
+                    with m.If(addr_ok):
                         word = e["st_rp"].data.as_value()
                         m.d.comb += [read.eq(ST(word).pidx),
                                      e["st_wp"].data.eq(replace(word, ST, "pidx", wdata)),
                                      e["st_wp"].en.eq(do_write)]
-            # SYNAPSE
+            # SYNAPSE: read and merged from the word registered in B_DATA (below)
             with m.Case(R.SYNAPSE):
-                with m.If(q < S):
-                    word = e["w_rp"].data
-                    lanes = Array(word[l * SB:(l + 1) * SB] for l in range(P))
-                    syn = SYN(lanes[syn_lane])
-                    rd = Signal(32)
-                    m.d.comb += rd[:16].eq(syn.weight)  # sign-extended to 16 bits
-                    if STDP:
-                        m.d.comb += rd[mm.SYNAPSE_PLASTIC_BIT].eq(syn.plastic)
-                    if c.delay_bits:
-                        m.d.comb += rd[mm.SYNAPSE_DELAY_SHIFT:mm.SYNAPSE_DELAY_SHIFT + c.delay_bits].eq(syn.delay)
-                    m.d.comb += read.eq(rd)
-                    new_syn = Signal(SB)
-                    m.d.comb += SYN(new_syn).weight.eq(wdata[:W])
-                    if STDP:
-                        m.d.comb += SYN(new_syn).plastic.eq(wdata[mm.SYNAPSE_PLASTIC_BIT])
-                    if c.delay_bits:
-                        m.d.comb += SYN(new_syn).delay.eq(wdata[mm.SYNAPSE_DELAY_SHIFT:])
-                    new_word = Cat(*[Mux(syn_lane == l, new_syn, word[l * SB:(l + 1) * SB]) for l in range(P)])
-                    m.d.comb += [e["w_wp"].data.eq(new_word), e["w_we"].eq(do_write)]
+                with m.If(addr_ok):
+                    with m.If(do_write):
+                        m.d.sync += syn_write.eq(1)
             # ROW_SHIFT
             with m.Case(R.ROW_SHIFT):
-                with m.If(addr < S):
+                with m.If(addr_ok):
                     m.d.comb += [read.eq(e["rs_rp"].data), e["rs_wp"].data.eq(wdata[:fx.ROW_SHIFT_BITS]),
                                  e["rs_wp"].en.eq(do_write)]
             # NEURON_STATE
             with m.Case(R.NEURON_STATE):
-                with m.If(ns_n < N):
+                with m.If(addr_ok):
                     with m.Switch(ns_f):
                         for fld, name in ((mm.NeuronStateField.V, "v"), (mm.NeuronStateField.IE, "ie"),
                                           (mm.NeuronStateField.II, "ii"),
@@ -952,12 +1028,12 @@ class NeuronCore(wiring.Component):
             # X_TRACE
             if STDP:
                 with m.Case(R.X_TRACE):
-                    with m.If(addr < S):
+                    with m.If(addr_ok):
                         m.d.comb += [read.eq(e["x_rp"].data), e["x_wp"].data.eq(wdata[:TB]),
                                      e["x_wp"].en.eq(do_write)]
             # RING
             with m.Case(R.RING):
-                with m.If(q < 2 * D):
+                with m.If(addr_ok):
                     m.d.comb += read.eq(field_word(e["exc_mux"]))
                     for b in range(B):
                         m.d.comb += [e["ring_wp"][b].data.eq(wdata[: c.i_bits]),
@@ -965,6 +1041,6 @@ class NeuronCore(wiring.Component):
             # CURRENT_IN
             if K:
                 with m.Case(R.CURRENT_IN):
-                    with m.If(addr < K):
+                    with m.If(addr_ok):
                         m.d.comb += [read.eq(field_word(e["u_rp"].data)), e["u_wp"].data.eq(wdata[: c.v_bits]),
                                      e["u_wp"].en.eq(do_write)]
