@@ -13,6 +13,8 @@ it to SB_SPRAM256KA even where its cost model would pick block RAM; SPRAM has no
 
 import re
 
+from spikeforge.hdl.netlist import collisions_dont_care
+
 #: synthesis commands per family (the iCE40 flow: SPRAM and DSP inference on)
 SYNTH = {"ice40": "synth_ice40 -spram -dsp", "ecp5": "synth_ecp5"}
 
@@ -40,6 +42,7 @@ def strip_zero_meminit(rtlil: str) -> str:
 def prepare_for_synthesis(rtlil: str, family: str) -> str:
     """Amaranth's RTLIL -> the RTLIL Yosys synthesises for ``family``."""
     rtlil = strip_zero_meminit(rtlil)
+    rtlil = collisions_dont_care(rtlil)
     if family == "ice40":
         rtlil = weights_in_spram(rtlil)
     return rtlil
