@@ -213,6 +213,9 @@ def emulate(
     device: str = typer.Option("golden", "--device", help="What serves the link: golden (the virtual board); "
                                                           "other byte devices registered in "
                                                           "spikeforge.host.emulator.DEVICES."),
+    rtl: bool = typer.Option(False, "--rtl", help="Serve the generated RTL instead: the link and cores' Verilog "
+                                                 "under cocotb + Verilator, byte for byte through its UART "
+                                                 "(short bit time; build ~1-2 min the first time)."),
 ):
     """Serve a virtual board (golden-model cores) on a pseudo-terminal. The first line printed is
     `port: /dev/pts/N`; open that port with any spikeforge command. Ctrl-C stops it."""
@@ -222,6 +225,10 @@ def emulate(
     try:
         faults = LinkFaults(drop, corrupt, seed) if (drop or corrupt) else None
         options = dict(cores=cores, config=config, network=network, slots=slots, baud=baud)
+        if rtl:
+            if device != "golden":
+                raise ValueError(f"--rtl and --device {device} both choose what serves the link: give one")
+            device = "rtl"
         if device == "golden":
             options["engine"] = engine
         serve(device, pace_baud=baud if pace else None, faults=faults, **options)

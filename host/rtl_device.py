@@ -195,18 +195,19 @@ class CocotbLinkDevice:
 
 
 def build_rtl_device(cores: int | None = None, config=None, network=None, *, slots: int = 16,
-                     backend: str = "amaranth", **options):
+                     backend: str = "cocotb", simulator: str = "verilator", **options):
     """Factory for ``spikeforge.host.emulator.DEVICES["rtl"]`` (``spikeforge board emulate --device rtl``):
     the cores that ``--cores/--config/--network`` describe (as for the golden device) behind the
     simulated RTL link. ``slots`` is rounded up to a power of two (the RTL indexes slots by step bits).
-    ``backend``: ``amaranth`` (Python simulator, works everywhere) or ``cocotb`` (Icarus; see
-    docs/link-rtl.md for its state)."""
+    ``backend``: ``cocotb`` (the LinkTop Verilog under cocotb; ``simulator`` ``verilator``, the default,
+    or ``icarus``, which does not work yet: docs/link-rtl.md) or ``amaranth`` (the Amaranth simulator,
+    slow: about 3,000 clocks/s)."""
     from spikeforge.host.emulator import board_configs
 
     configs = board_configs(cores, config, network)
     slots = 1 << max(0, int(slots) - 1).bit_length()
     if backend == "cocotb":
-        return CocotbLinkDevice(configs, slots=slots, **options)
+        return CocotbLinkDevice(configs, slots=slots, simulator=simulator, **options)
     if backend == "amaranth":
         return RtlLinkDevice(configs, slots=slots, **options)
     raise ValueError(f"backend = {backend!r}: choose amaranth (Python simulator) or cocotb (Icarus)")

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from spikeforge.core.config import CoreConfig
 from spikeforge.sim.cocotb_tb.runner import (
+    _verilator_make_fix,
     RtlRunError, _atomic_write, _locked, _runner, _tail, cache_root, design_fingerprint, icarus_compatible,
     simulator_available,
 )
@@ -72,11 +73,12 @@ def build_link(configs: Sequence[CoreConfig], *, divisor: int = 4, slots: int = 
             _atomic_write(verilog, text)
             log = build_dir / "build.log"
             try:
-                _runner(simulator, False).build(
-                    sources=[verilog], hdl_toplevel=LINK_TOPLEVEL, build_dir=build_dir, always=True,
-                    timescale=("1ns", "1ps"), log_file=log,
-                    build_args=["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else [],
-                )
+                with _verilator_make_fix(simulator):
+                    _runner(simulator, False).build(
+                        sources=[verilog], hdl_toplevel=LINK_TOPLEVEL, build_dir=build_dir, always=True,
+                        timescale=("1ns", "1ps"), log_file=log,
+                        build_args=["-Wno-fatal", "-Wno-WIDTH"] if simulator == "verilator" else [],
+                    )
             except (SystemExit, Exception) as exc:
                 raise RtlRunError(f"{simulator} build of the link failed ({exc!r}); log: {log}\n{_tail(log)}") from None
             stamp.write_text(key)
