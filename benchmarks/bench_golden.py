@@ -47,6 +47,7 @@ import numpy as np
 
 os.environ.setdefault("PYNEST_QUIET", "1")  # no NEST banner in the output
 
+from spikeforge.bench import replace_section
 from spikeforge.compiler.compile import compile as compile_network
 from spikeforge.compiler.network import Connector, LIFParameters, Network, PoissonSource, Population, Projection
 from spikeforge.sim import golden, golden_fast
@@ -365,21 +366,6 @@ WHY_BATCH = (
 )
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the "Golden model" section of RESULTS.md (or add it), leaving other sections alone."""
-    if path.exists():
-        old = path.read_text()
-    else:
-        old = "# Benchmark results\n\nWritten by the scripts in benchmarks/; each section by its own script.\n\n"
-    start = old.find(SECTION + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else "\n" + old[nxt + 1:])
-    path.write_text(new)
-
-
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -436,7 +422,7 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        write_section(text, args.results)
+        replace_section(args.results, SECTION, text)
         print(f"written to {args.results}")
     return 0
 

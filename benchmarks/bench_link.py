@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeforge.bench import replace_section
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
@@ -190,21 +191,6 @@ def report(rows: list[dict], steps: int, load: tuple[float, float] = (0.0, 0.0))
     return "\n".join(text)
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the "UART link" section of RESULTS.md (or add it), leaving other sections alone."""
-    if path.exists():
-        old = path.read_text()
-    else:
-        old = "# Benchmark results\n\nWritten by the scripts in benchmarks/; each section by its own script.\n\n"
-    start = old.find(SECTION + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else "\n" + old[nxt + 1:])
-    path.write_text(new)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 Mbaud only, fewer steps")
@@ -230,7 +216,7 @@ def main(argv=None) -> int:
     text = report(rows, steps, (load_before, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
-        write_section(text, args.results)
+        replace_section(args.results, SECTION, text)
         print(f"written to {args.results}")
     return 0
 

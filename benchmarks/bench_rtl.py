@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeforge.bench import replace_section
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
 from spikeforge.sim import cycle_model
@@ -96,18 +97,6 @@ def machine() -> str:
             f"load average {load} at the end of the run")
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the "RTL" section of RESULTS.md (or add it), leaving other sections alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the scripts in benchmarks/; each section by its own script.\n"
-    start = old.find("\n" + SECTION + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        nxt = old.find("\n## ", start + 1 + len(SECTION))
-        new = old[: start + 1] + text.rstrip("\n") + "\n" + (old[nxt:] if nxt >= 0 else "")
-    path.write_text(new)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="steps per activity level")
@@ -164,7 +153,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section(text, args.results)
+        replace_section(args.results, SECTION, text)
         print(f"written to {args.results}")
     return 0
 
