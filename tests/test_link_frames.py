@@ -6,10 +6,15 @@ because the RTL always sends bitmaps). Plus the receiver's robustness: garbage, 
 damaged CRCs change nothing and the link recovers.
 """
 
+import pathlib
 import struct
+import sys
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from link_wire import Wire, normal_frame  # noqa: E402
 
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
@@ -24,36 +29,11 @@ CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=2, n_profiles=2, m
 SLOTS, MAX_WORDS = 8, 32
 
 
-class Wire:
-    """Frames to a byte device and its decoded replies."""
 
-    def __init__(self, device):
-        self.device = device
-        self.out = bytearray()
-        device.attach(self.out.extend)
-        self.decoder = P.FrameDecoder()
-        self.seq = 0
-
-    def raw(self, data: bytes) -> list:
-        self.device.feed(bytes(data))
-        frames = self.decoder.feed(bytes(self.out))
-        self.out.clear()
-        return frames
-
-    def frame(self, op, core=0, payload=b"") -> bytes:
-        self.seq = (self.seq + 1) % 256
-        return P.encode_frame(op, core, self.seq, payload)
-
-    def send(self, op, core=0, payload=b"") -> list:
-        return self.raw(self.frame(op, core, payload))
 
 
 def _normal(frame):
-    """A reply frame as comparable data: SPIKES payloads decoded to (step, flags, spike indices)."""
-    if frame.opcode in (Op.SPIKES, P.ack(Op.RESEND)):
-        step, flags, mask = P.decode_spikes(frame.payload, CONFIG.n_neurons)
-        return frame.opcode, frame.core, frame.seq, (step, flags, tuple(np.flatnonzero(mask)))
-    return frame.opcode, frame.core, frame.seq, frame.payload
+    return normal_frame(frame, CONFIG.n_neurons)
 
 
 @pytest.fixture(scope="module")

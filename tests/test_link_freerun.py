@@ -6,10 +6,15 @@ step and its SPIKES frame (the UART runs at 4 clocks per bit here). The virtual 
 run in real time with a long period, so it is never late; both must send the same frames.
 """
 
+import pathlib
+import sys
 import time
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from link_wire import Wire, normal_frame  # noqa: E402
 
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
@@ -25,31 +30,6 @@ CLK = 12_000_000
 CYCLES_PER_US = CLK // 1_000_000
 
 
-class Wire:
-    """Frames to a byte device and its decoded replies, with the cycle at which each frame arrived."""
-
-    def __init__(self, device):
-        self.device = device
-        self.out = bytearray()
-        device.attach(self.out.extend)
-        self.decoder = P.FrameDecoder()
-        self.seq = 0
-
-    def raw(self, data: bytes) -> list:
-        self.device.feed(bytes(data))
-        return self.collect()
-
-    def collect(self) -> list:
-        frames = self.decoder.feed(bytes(self.out))
-        self.out.clear()
-        return frames
-
-    def frame(self, op, core=0, payload=b"") -> bytes:
-        self.seq = (self.seq + 1) % 256
-        return P.encode_frame(op, core, self.seq, payload)
-
-    def send(self, op, core=0, payload=b"") -> list:
-        return self.raw(self.frame(op, core, payload))
 
 
 def advance(device: RtlLinkDevice, cycles: int) -> None:
@@ -62,11 +42,9 @@ def advance(device: RtlLinkDevice, cycles: int) -> None:
         device._send(out)
 
 
+
 def _normal(frame):
-    if frame.opcode in (Op.SPIKES, P.ack(Op.RESEND)):
-        step, flags, mask = P.decode_spikes(frame.payload, CONFIG.n_neurons)
-        return frame.opcode, frame.core, frame.seq, (step, flags, tuple(np.flatnonzero(mask)))
-    return frame.opcode, frame.core, frame.seq, frame.payload
+    return normal_frame(frame, CONFIG.n_neurons)
 
 
 def _not_late(normal):
