@@ -1,4 +1,5 @@
-"""The RTL link (hdl/link.py LinkTop) in the Amaranth simulator, byte for byte through its UART.
+"""The RTL link (hdl/link.py LinkTop), byte for byte through its UART: in the Amaranth simulator and as
+generated Verilog under cocotb + Verilator (every test runs on both).
 
 Differential: the same frames go to the RTL and to the golden-model virtual board (the behavioural
 reference, host/virtual_board.py); every reply must be the same frame (SPIKES compared as spike sets,
@@ -21,7 +22,7 @@ from spikeforge.core.config import CoreConfig
 from spikeforge.core.memory_map import ControlReg, Region, image_writes
 from spikeforge.core.protocol import Err, Op
 from spikeforge.core.random_image import random_image
-from spikeforge.host.rtl_device import RtlLinkDevice
+from spikeforge.host.rtl_device import CocotbLinkDevice, RtlLinkDevice
 from spikeforge.host.virtual_board import VirtualBoard
 
 CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=2, n_profiles=2, max_delay=2, stdp=True,
@@ -36,9 +37,15 @@ def _normal(frame):
     return normal_frame(frame, CONFIG.n_neurons)
 
 
-@pytest.fixture(scope="module")
-def rtl():
-    return Wire(RtlLinkDevice([CONFIG], slots=SLOTS, max_words=MAX_WORDS, divisor=4))
+@pytest.fixture(scope="module", params=["amaranth", "cocotb-verilator"])
+def rtl(request):
+    """The RTL link in the Amaranth simulator, and its generated Verilog under cocotb + Verilator."""
+    if request.param == "amaranth":
+        device = RtlLinkDevice([CONFIG], slots=SLOTS, max_words=MAX_WORDS, divisor=4)
+    else:
+        device = CocotbLinkDevice([CONFIG], slots=SLOTS, max_words=MAX_WORDS, divisor=4, simulator="verilator")
+        request.addfinalizer(device.close)
+    return Wire(device)
 
 
 def _golden():

@@ -50,8 +50,11 @@ def test_board_on_the_verilog_link_is_exactly_the_golden_model():
 
 
 def test_emulate_rtl_serves_the_verilog_link_on_a_pty(tmp_path):
+    """`spikeforge board emulate --rtl` on a real pseudo-terminal: the CLI identifies it, and the Board
+    driver opening the pty like a USB serial port loads a learning network, runs it and reads it back
+    exactly as the golden model runs it."""
     cfg = tmp_path / "cores.yaml"
-    cfg.write_text(yaml.safe_dump([{"n_neurons": 4, "n_inputs": 2}]))
+    cfg.write_text(yaml.safe_dump([CONFIG.to_dict()]))
     proc = subprocess.Popen([sys.executable, "-m", "spikeforge.host.cli_board", "emulate", "--rtl", "--config",
                              str(cfg), "--slots", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -62,6 +65,19 @@ def test_emulate_rtl_serves_the_verilog_link_on_a_pty(tmp_path):
         assert result.exit_code == 0, result.output
         assert "1 core(s)" in result.output and "rtl-cocotb" in result.output
         assert "emulator" not in result.output  # the RTL does not claim to be the golden emulator
+
+        image = random_image(CONFIG, 2)
+        image.learning = True
+        inputs, currents = random_inputs(CONFIG, 4, 5, rate=0.4)
+        golden = GoldenCore(image.copy())
+        want = golden.run(inputs, currents=currents).spikes
+        with Board(port, timeout=60.0) as board:
+            board.load(image, verify=True)
+            record = board.run(4, inputs, currents)
+            back = board.read_image(0)
+        np.testing.assert_array_equal(record.spikes, want)
+        np.testing.assert_array_equal(back.weights, golden.images().weights)
+        np.testing.assert_array_equal(back.v, golden.images().v)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
