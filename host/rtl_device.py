@@ -114,13 +114,10 @@ class CocotbLinkDevice:
                  max_words: int = 64, window: int = 2, name: str = "rtl-cocotb", clk_freq: int = 12_000_000,
                  baud: int = 1_000_000, simulator: str = "icarus", timeout: float = 600.0,
                  log: Callable[[str], None] | None = None):
-        import socket
         import struct
-        import tempfile
-        import threading
-        from pathlib import Path
 
         from spikeforge.sim.cocotb_tb.link_build import build_link, run_link_bridge
+        from spikeforge.sim.cocotb_tb.socket_bridge import SimulationSocket
 
         configs = [configs] if isinstance(configs, CoreConfig) else list(configs)
         self._info = P.BoardInfo(cores=tuple(configs), name=name, window=window, clock_hz=int(clk_freq),
@@ -130,29 +127,8 @@ class CocotbLinkDevice:
         self._send: Send | None = None
         self.build = build_link(configs, divisor=divisor, slots=slots, max_words=max_words, window=window,
                                 name=name, clk_freq=clk_freq, baud=baud, simulator=simulator)
-        self._dir = tempfile.TemporaryDirectory(prefix="spikeforge-link-")
-        path = str(Path(self._dir.name) / "link.sock")
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        server.listen(1)
-        server.settimeout(timeout)
-        self.error: BaseException | None = None
-
-        def simulate():
-            try:
-                run_link_bridge(self.build, path, Path(self._dir.name) / "run")
-            except BaseException as exc:  # reported by feed()
-                self.error = exc
-
-        self._thread = threading.Thread(target=simulate, name="link-cocotb", daemon=True)
-        self._thread.start()
-        try:
-            self._sock, _ = server.accept()
-        except OSError as exc:
-            raise RuntimeError(f"the cocotb link simulation did not connect ({self.error or exc})") from None
-        finally:
-            server.close()
-        self._sock.settimeout(timeout)
+        self._bridge = bridge = SimulationSocket("spikeforge-link-", "cocotb link simulation")
+        bridge.start(lambda: run_link_bridge(self.build, bridge.path, bridge.work / "run"), timeout)
 
     def info(self) -> P.BoardInfo:
         return self._info
@@ -160,38 +136,20 @@ class CocotbLinkDevice:
     def attach(self, send: Send | None) -> None:
         self._send = send
 
-    def _recv(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = self._sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError(f"the cocotb link simulation ended ({self.error})")
-            data += chunk
-        return bytes(data)
-
     def feed(self, data: bytes) -> None:
         data = bytes(data)
-        self._sock.sendall(b"D" + self._struct.pack("<I", len(data)) + data)
+        self._bridge.sendall(b"D" + self._struct.pack("<I", len(data)) + data)
         while True:
-            kind = self._recv(1)
+            kind = self._bridge.recv(1)
             if kind == b"I":
                 return
-            (n,) = self._struct.unpack("<I", self._recv(4))
-            chunk = self._recv(n)
+            (n,) = self._struct.unpack("<I", self._bridge.recv(4))
+            chunk = self._bridge.recv(n)
             if self._send is not None:
                 self._send(chunk)
 
     def close(self) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._sock.sendall(b"Q")
-        except OSError:
-            pass
-        self._sock.close()
-        self._sock = None
-        self._thread.join(timeout=30)
-        self._dir.cleanup()
+        self._bridge.close(join_timeout=30)
 
 
 def build_rtl_device(cores: int | None = None, config=None, network=None, *, slots: int = 16,

@@ -113,14 +113,10 @@ class RtlRunner(CoreRunner):
     name = "rtl"
 
     def __init__(self, image: CoreImage, simulator: str = "icarus", verify: bool = True, timeout: float = 600.0):
-        import socket
         import struct
-        import tempfile
-        import threading
-        import time
-        from pathlib import Path
 
         from spikeforge.sim.cocotb_tb import runner as rtl
+        from spikeforge.sim.cocotb_tb.socket_bridge import SimulationSocket
         from spikeforge.sim.cocotb_tb.tb_top import TB_TOPLEVEL
 
         if simulator not in rtl.SIMULATORS:
@@ -130,68 +126,38 @@ class RtlRunner(CoreRunner):
         self.cycles: list[int] = []
         self._struct = struct
         self.build = rtl.build(image.config, simulator=simulator)
-        self._dir = tempfile.TemporaryDirectory(prefix="spikeforge-rtl-steps-")
-        work = Path(self._dir.name)
+        self._bridge = bridge = SimulationSocket("spikeforge-rtl-steps-", f"{simulator} simulation of the core")
+        work, path = bridge.work, bridge.path
         image.save(work / "image.npz")
-        self.log = work / "sim.log"
-        path = str(work / "step.sock")
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        server.listen(1)
-        server.settimeout(timeout)
-        self.error: BaseException | None = None
-        build, log = self.build, self.log
+        self.log = log = work / "sim.log"
+        build = self.build
 
         def simulate():
-            try:
-                rtl._runner(simulator, False).test(
-                    test_module="spikeforge.demos.blimp.rtl_step_bridge", hdl_toplevel=TB_TOPLEVEL,
-                    hdl_toplevel_lang="verilog", build_dir=build.build_dir, test_dir=work, log_file=log,
-                    plusargs=[f"+spikeforge_step_socket={path}", f"+spikeforge_step_image={work / 'image.npz'}",
-                              f"+spikeforge_step_work={work}", f"+spikeforge_step_verify={int(verify)}",
-                              f"+spikeforge_burst_in={work / 'burst_in.hex'}",
-                              f"+spikeforge_burst_out={work / 'burst_out.hex'}"],
-                    timescale=("1ns", "1ps") if simulator == "icarus" else None,
-                    results_xml=str(work / "results.xml"),
-                )
-            except BaseException as exc:  # SystemExit from the runner too; reported by _fail
-                self.error = exc
+            rtl._runner(simulator, False).test(
+                test_module="spikeforge.demos.blimp.rtl_step_bridge", hdl_toplevel=TB_TOPLEVEL,
+                hdl_toplevel_lang="verilog", build_dir=build.build_dir, test_dir=work, log_file=log,
+                plusargs=[f"+spikeforge_step_socket={path}", f"+spikeforge_step_image={work / 'image.npz'}",
+                          f"+spikeforge_step_work={work}", f"+spikeforge_step_verify={int(verify)}",
+                          f"+spikeforge_burst_in={work / 'burst_in.hex'}",
+                          f"+spikeforge_burst_out={work / 'burst_out.hex'}"],
+                timescale=("1ns", "1ps") if simulator == "icarus" else None,
+                results_xml=str(work / "results.xml"),
+            )
 
-        self._thread = threading.Thread(target=simulate, name="blimp-rtl-steps", daemon=True)
-        self._thread.start()
-        self._sock = None
-        server.settimeout(0.5)
-        deadline = time.monotonic() + timeout
-        try:
-            while self._sock is None:  # until the bridge connects, the simulation ends or time runs out
-                try:
-                    self._sock, _ = server.accept()
-                except socket.timeout:
-                    if not self._thread.is_alive() or time.monotonic() > deadline:
-                        self._thread.join(timeout=5)
-                        tail = rtl._tail(log, 15)
-                        self._dir.cleanup()
-                        raise RuntimeError(f"the {simulator} simulation of the core did not start "
-                                           f"({self.error or 'no connection'}); its log ends:\n{tail}") from None
-        finally:
-            server.close()
-        self._sock.settimeout(timeout)
+        bridge.start(simulate, timeout, log_tail=lambda: rtl._tail(log, 15))
         if self._recv(1) != b"L":
             self._fail()
 
     def _recv(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = self._sock.recv(n - len(data))
-            if not chunk:
-                self._fail(ended=True)
-            data += chunk
-        return bytes(data)
+        try:
+            return self._bridge.recv(n)
+        except ConnectionError:
+            self._fail(ended=True)
 
     def _fail(self, ended: bool = False):
         """Raise the simulator's error message (or say that it ended)."""
         if ended:
-            raise RuntimeError(f"the RTL simulation ended unexpectedly ({self.error}); log: {self.log}")
+            raise RuntimeError(f"the RTL simulation ended unexpectedly ({self._bridge.error}); log: {self.log}")
         (n,) = self._struct.unpack("<I", self._recv(4))
         raise RuntimeError("RTL core: " + self._recv(n).decode(errors="replace"))
 
@@ -200,7 +166,7 @@ class RtlRunner(CoreRunner):
         u = np.asarray(currents, dtype=np.int64).reshape(-1)
         if u.size != K:
             raise ValueError(f"step: {u.size} analog inputs given, the core takes {K}")
-        self._sock.sendall(b"S" + u.astype("<i4").tobytes() + bytes(A))
+        self._bridge.sendall(b"S" + u.astype("<i4").tobytes() + bytes(A))
         kind = self._recv(1)
         if kind != b"P":
             self._fail()
@@ -212,13 +178,4 @@ class RtlRunner(CoreRunner):
         return spikes
 
     def close(self) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._sock.sendall(b"Q")
-        except OSError:
-            pass
-        self._sock.close()
-        self._sock = None
-        self._thread.join(timeout=60)
-        self._dir.cleanup()
+        self._bridge.close(join_timeout=60)
