@@ -13,7 +13,6 @@ weight memory put in SPRAM).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ from spikeforge.boards.toolchain import (
     ToolError, cache_home, design_fingerprint, run_tool, tool_environment, tool_versions,
 )
 from spikeforge.boards.top import BoardTop
+from spikeforge.file_lock import locked
 
 
 class BuildError(RuntimeError):
@@ -54,17 +54,6 @@ class Progress:
 def bitstream_cache_root() -> Path:
     env = os.environ.get("SPIKEFORGE_BITSTREAM_CACHE")
     return Path(env) if env else cache_home() / "bitstreams"
-
-
-@contextmanager
-def locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ---- results ---------------------------------------------------------------------------------------

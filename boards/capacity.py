@@ -425,7 +425,7 @@ def census(config: CoreConfig, family: str, *, cache_root: Path | None = None) -
 
     from amaranth.back import rtlil
 
-    from spikeforge.boards.build import locked
+    from spikeforge.file_lock import locked
     from spikeforge.boards.interim_link import neuron_core_class
     from spikeforge.boards.logs import parse_yosys_stat, read
     from spikeforge.boards.netlist import prepare_for_synthesis

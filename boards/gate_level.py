@@ -16,7 +16,7 @@ import importlib.resources
 import re
 from pathlib import Path
 
-from spikeforge.boards.build import locked
+from spikeforge.file_lock import locked
 from spikeforge.boards.netlist import prepare_for_synthesis
 from spikeforge.boards.toolchain import cache_home, design_fingerprint, run_tool, tool_environment, tool_versions
 from spikeforge.core.config import CoreConfig

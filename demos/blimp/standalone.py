@@ -66,8 +66,9 @@ def simulate_board(controller: snn.Controller, scenario: Scenario, divisor: int 
 
     from amaranth.back import verilog
 
+    from spikeforge.file_lock import locked
     from spikeforge.sim.cocotb_tb.runner import (
-        SIMULATORS, VERILATOR_BUILD_ARGS, RtlRunError, _locked, _runner, _tail, cache_root, icarus_compatible,
+        SIMULATORS, VERILATOR_BUILD_ARGS, RtlRunError, _runner, _tail, cache_root, icarus_compatible,
         simulator_available,
     )
 
@@ -83,7 +84,7 @@ def simulate_board(controller: snn.Controller, scenario: Scenario, divisor: int 
         text, _ = icarus_compatible(text)
     key = hashlib.sha256((text + simulator).encode()).hexdigest()[:16]
     build_dir = cache_root() / "blimp-standalone" / f"{simulator}-{key}"
-    with _locked(build_dir.parent / f".{simulator}-{key}.lock"):
+    with locked(build_dir.parent / f".{simulator}-{key}.lock"):
         if not (build_dir / "build.ok").exists():
             build_dir.mkdir(parents=True, exist_ok=True)
             source = build_dir / f"{TOPLEVEL}.v"

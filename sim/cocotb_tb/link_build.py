@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Sequence
 
 from spikeforge.core.config import CoreConfig
+from spikeforge.file_lock import locked
 from spikeforge.sim.cocotb_tb.runner import (
-    _verilator_make_fix,
-    RtlRunError, _atomic_write, _locked, _runner, _tail, cache_root, design_fingerprint, icarus_compatible,
-    simulator_available,
+    RtlRunError, _atomic_write, _runner, _tail, _verilator_make_fix, cache_root, design_fingerprint,
+    icarus_compatible, simulator_available,
 )
 
 LINK_TOPLEVEL = "link_top"
@@ -53,7 +53,7 @@ def build_link(configs: Sequence[CoreConfig], *, divisor: int = 4, slots: int = 
     key = hashlib.sha256(json.dumps([design_fingerprint(), options, simulator], sort_keys=True).encode()).hexdigest()[:16]
     build_dir = cache_root() / "link" / f"{simulator}-{key}"
     verilog = build_dir / f"{LINK_TOPLEVEL}.v"
-    with _locked(build_dir.parent / f".{simulator}-{key}.lock"):
+    with locked(build_dir.parent / f".{simulator}-{key}.lock"):
         stamp = build_dir / "build.ok"
         if not stamp.exists():
             from amaranth.back import verilog as amaranth_verilog

@@ -17,7 +17,6 @@ on PATH (docs/verification.md).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spikeforge.core.config import CoreConfig
+from spikeforge.file_lock import locked
 from spikeforge.sim.cocotb_tb.case import CaseResult, RtlCase, RtlJob
 from spikeforge.sim.cocotb_tb.tb_top import TB_TOPLEVEL, tb_top_verilog
 
@@ -52,17 +52,6 @@ def repo_root() -> Path:
 def cache_root() -> Path:
     root = os.environ.get("SPIKEFORGE_RTL_CACHE")
     return Path(root) if root else repo_root() / ".cache" / "rtl"
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _atomic_write(path: Path, text: str):
@@ -96,7 +85,7 @@ def verilog_source(config: CoreConfig, mutation: str | None = None) -> Path:
     path = cache_root() / config.config_hash() / "verilog" / f"{mutation or 'correct'}-{key}.v"
     if path.exists():
         return path
-    with _locked(path.with_suffix(".lock")):
+    with locked(path.with_suffix(".lock")):
         if path.exists():
             return path
         try:
@@ -244,7 +233,7 @@ def build(config: CoreConfig, *, mutation: str | None = None, simulator: str = "
     sha = hashlib.sha256(verilog.read_bytes() + recipe.encode()).hexdigest()[:12]
     name = f"{simulator}-{mutation or 'correct'}-{sha}" + ("-vcd" if vcd else "")
     build_dir = cache_root() / config.config_hash() / name
-    with _locked(build_dir.parent / f".{name}.lock"):
+    with locked(build_dir.parent / f".{name}.lock"):
         stamp = build_dir / "build.ok"
         if not stamp.exists():
             runner = _runner(simulator, vcd)
