@@ -70,6 +70,25 @@ def _normalise_currents(network: Network, currents, steps: int) -> dict[str, np.
     return {takers[0]: currents}
 
 
+def prepare_run(network: Network, steps, seed, record, currents, config, compiled: CompiledNetwork | None,
+                compile_options: dict, error: type[Exception]):
+    """What every core backend (golden model, RTL) does before it runs: check ``steps`` and ``record``
+    (bad values raise ``error``), compile (or check ``compiled``), and turn the network's sources and
+    input currents into the core's input raster and per-step currents.
+    Returns (steps, record, compiled, inputs, currents)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise error(f"steps = {steps!r}: expected a whole number of steps >= 0")
+    steps = int(steps)
+    record = _check_record(record)
+    if compiled is None:
+        compiled = compile(network, config, **compile_options)
+    elif compiled.network is not network:
+        raise error("compiled= was compiled from a different Network object")
+    inputs = compiled.input_raster(steps, seed)
+    u = compiled.core_currents(_normalise_currents(network, currents, steps), steps)
+    return steps, record, compiled, inputs, u
+
+
 def simulate(
     network: Network,
     steps: int,
@@ -91,16 +110,8 @@ def simulate(
     other keyword options go to ``compile`` (weight_bits, voltage_range, ...). ``fast``: None = the
     numba kernel when importable, True = insist, False = the NumPy reference (bit-identical).
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise GoldenBackendError(f"steps = {steps!r}: expected a whole number of steps >= 0")
-    steps = int(steps)
-    record = _check_record(record)
-    if compiled is None:
-        compiled = compile(network, config, **compile_options)
-    elif compiled.network is not network:
-        raise GoldenBackendError("compiled= was compiled from a different Network object")
-    inputs = compiled.input_raster(steps, seed)
-    u = compiled.core_currents(_normalise_currents(network, currents, steps), steps)
+    steps, record, compiled, inputs, u = prepare_run(network, steps, seed, record, currents, config, compiled,
+                                                     compile_options, GoldenBackendError)
     run, used_fast = _runner(fast)
     final, rec = run(compiled.image, inputs, steps=steps, currents=u, record=record)
     return record_to_result(

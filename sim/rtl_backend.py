@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.compiler.compile import CompiledNetwork, compile
+from spikeforge.compiler.compile import CompiledNetwork
 from spikeforge.compiler.network import Network
 from spikeforge.core.image import CoreImage
 from spikeforge.sim.cocotb_tb import runner
 from spikeforge.sim.cocotb_tb.case import RtlCase
 from spikeforge.sim.golden import CoreRecord
-from spikeforge.sim.golden_backend import _check_record, _normalise_currents, record_to_result
+from spikeforge.sim.golden_backend import prepare_run, record_to_result
 from spikeforge.sim.result import SimResult
 
 
@@ -57,18 +57,10 @@ def simulate(
     RtlBackendError at the first step where any spike or state word differs.
     ``result.meta`` gets ``cycles`` (LAST_CYCLES of every step), ``simulator`` and ``wall_seconds``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise RtlBackendError(f"steps = {steps!r}: expected a whole number of steps >= 0")
     if simulator not in runner.SIMULATORS:
         raise RtlBackendError(f"simulator = {simulator!r}: choose one of {', '.join(runner.SIMULATORS)}")
-    steps = int(steps)
-    record = _check_record(record)
-    if compiled is None:
-        compiled = compile(network, config, **compile_options)
-    elif compiled.network is not network:
-        raise RtlBackendError("compiled= was compiled from a different Network object")
-    inputs = compiled.input_raster(steps, seed)
-    u = compiled.core_currents(_normalise_currents(network, currents, steps), steps)
+    steps, record, compiled, inputs, u = prepare_run(network, steps, seed, record, currents, config, compiled,
+                                                     compile_options, RtlBackendError)
     t0 = time.perf_counter()
     final, rec, cycles = run_image(compiled.image, inputs, u, record=record, simulator=simulator,
                                    vcd=vcd, verify=verify)
