@@ -21,21 +21,15 @@ from spikeforge.core.config import CoreConfig
 Send = Callable[[bytes], None]
 
 
-class RtlLinkDevice:
-    """K cores of ``configs`` behind the simulated RTL link (``LinkTop``).
+class SimulatedUartDevice:
+    """Any top level with ``uart_rx``, ``uart_tx`` and ``idle`` ports, simulated by Amaranth, as a byte
+    device: ``feed`` shifts bytes into ``uart_rx`` bit by bit (``divisor`` clocks per bit) and runs
+    until the top is idle and the line quiet; what ``uart_tx`` sends goes to ``send``."""
 
-    ``divisor``: UART clocks per bit in simulation. ``slots``, ``max_words``, ``window``, ``name``: as
-    ``LinkTop``. ``clk_freq`` / ``baud``: what IDENTIFY reports (the simulation runs at ``divisor``)."""
-
-    def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
-                 max_words: int = 64, window: int = 2, name: str = "rtl-sim", clk_freq: int = 12_000_000,
-                 baud: int = 1_000_000, log: Callable[[str], None] | None = None):
+    def __init__(self, top, divisor: int, log: Callable[[str], None] | None = None):
         from amaranth.sim import Simulator
 
-        from spikeforge.hdl.link import LinkTop
-
-        self.top = LinkTop(configs, clk_freq, baud, divisor=divisor, slots=slots, max_words=max_words,
-                           window=window, name=name)
+        self.top = top
         self.divisor = divisor
         self.log = log
         self._send: Send | None = None
@@ -47,9 +41,6 @@ class RtlLinkDevice:
         self._sim.add_clock(1e-6)
         self._sim.add_testbench(self._bench, background=True)
         self._time = 0.0
-
-    def info(self) -> P.BoardInfo:
-        return self.top.info()
 
     async def _bench(self, ctx):
         top, d = self.top, self.divisor
@@ -103,9 +94,28 @@ class RtlLinkDevice:
         self._line.clear()
 
 
+class RtlLinkDevice(SimulatedUartDevice):
+    """K cores of ``configs`` behind the simulated RTL link (``LinkTop``).
+
+    ``divisor``: UART clocks per bit in simulation. ``slots``, ``max_words``, ``window``, ``name``: as
+    ``LinkTop``. ``clk_freq`` / ``baud``: what IDENTIFY reports (the simulation runs at ``divisor``)."""
+
+    def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
+                 max_words: int = 64, window: int = 2, name: str = "rtl-sim", clk_freq: int = 12_000_000,
+                 baud: int = 1_000_000, log: Callable[[str], None] | None = None):
+        from spikeforge.hdl.link import LinkTop
+
+        super().__init__(LinkTop(configs, clk_freq, baud, divisor=divisor, slots=slots, max_words=max_words,
+                                 window=window, name=name), divisor, log)
+
+    def info(self) -> P.BoardInfo:
+        return self.top.info()
+
+
 class CocotbLinkDevice:
     """The same byte device served by the LinkTop Verilog under cocotb (Icarus by default): much
-    faster than the Amaranth simulator, and the same Verilog a bitstream is built from.
+    faster than the Amaranth simulator, and the same Verilog a bitstream is built from. ``top="bridge"``
+    serves the bus bridge's Verilog instead (one core; ``info()`` then means nothing).
 
     The simulator runs in a thread of this process (cocotb's runner starts it as a subprocess) and
     talks to this object over a Unix socket (``spikeforge/sim/cocotb_tb/link_bridge.py``)."""
@@ -113,7 +123,7 @@ class CocotbLinkDevice:
     def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
                  max_words: int = 64, window: int = 2, name: str = "rtl-cocotb", clk_freq: int = 12_000_000,
                  baud: int = 1_000_000, simulator: str = "icarus", timeout: float = 600.0,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, top: str = "link"):
         import struct
 
         from spikeforge.sim.cocotb_tb.link_build import build_link, run_link_bridge
@@ -126,7 +136,7 @@ class CocotbLinkDevice:
         self.log = log
         self._send: Send | None = None
         self.build = build_link(configs, divisor=divisor, slots=slots, max_words=max_words, window=window,
-                                name=name, clk_freq=clk_freq, baud=baud, simulator=simulator)
+                                name=name, clk_freq=clk_freq, baud=baud, simulator=simulator, top=top)
         self._bridge = bridge = SimulationSocket("spikeforge-link-", "cocotb link simulation")
         bridge.start(lambda: run_link_bridge(self.build, bridge.path, bridge.work / "run"), timeout)
 
