@@ -134,7 +134,8 @@ class Board:
                                                      write_timeout=self.timeout)
             except (SerialException, OSError, ValueError) as exc:
                 raise BoardConnectionError(
-                    f"cannot open {port!r}: {exc}. Give the board's serial port (e.g. /dev/ttyUSB0), the "
+                    f"cannot open {port!r}: {exc}. Give the board's serial port (e.g. /dev/ttyUSB0), "
+                    "bridge:///dev/ttyUSB0?build=DIR for a bitstream with the bus bridge (docs/bus-bridge.md), the "
                     "path `spikeforge board emulate` printed, or virtual:// for an in-process virtual board"
                 ) from None
         else:

@@ -59,19 +59,26 @@ def _engine(name: str):
 
 
 @dataclass
-class _CoreLink:
-    """The link-side state of one core: its memory, the inputs of coming steps, recent spikes.
+class CoreLink:
+    """The link-side state of one core -- the inputs of coming steps, recent spikes -- and the
+    operations the protocol needs from the core. This one runs a golden model in this process;
+    ``spikeforge.host.bridged_board.RemoteCoreLink`` does the same with a core on a board.
 
     While the core runs, its state lives in a GoldenCore (``engine``), built once from the memory and
     kept between RUNs; the memory's CoreImage is brought up to date only when the bus reads or writes
     it (``image()``), and a write drops the GoldenCore (``for_write()``)."""
 
     memory: CoreMemory
+    advance_engine: Callable = None  # (GoldenCore, inputs, currents) -> spikes
     inputs: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (A,) bool
     currents: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (K,) int64
     history: OrderedDict = field(default_factory=OrderedDict)  # step -> (N,) bool
     engine: GoldenCore | None = None
     stale: bool = False  # the memory's image lags the engine
+
+    @property
+    def config(self) -> CoreConfig:
+        return self.memory.config
 
     def image(self) -> CoreImage:
         if self.stale:
@@ -98,6 +105,39 @@ class _CoreLink:
         self.inputs.clear()
         self.currents.clear()
         self.history.clear()
+
+    # ---- what the protocol asks of a core ----------------------------------------------------------
+    def validate(self) -> None:
+        """Raise CoreImageError unless the core holds a runnable image."""
+        self.running()
+
+    def write(self, region: int, address: int, words: np.ndarray) -> None:
+        self.for_write().write(region, address, words)
+
+    def read(self, region: int, address: int, count: int) -> np.ndarray:
+        self.image()
+        return self.memory.read(region, address, count, current_slot=self.currents.get(self.step))
+
+    def advance(self, inputs: np.ndarray, currents: np.ndarray | None) -> np.ndarray:
+        """Run len(inputs) steps; (steps, N) bool spikes."""
+        spikes = self.advance_engine(self.running(), inputs, currents)
+        self.stale = True
+        return spikes
+
+    def step_once(self, inputs: np.ndarray, currents: np.ndarray | None) -> np.ndarray:
+        spikes = self.running().step(inputs, currents)[0]
+        self.stale = True
+        return spikes
+
+    def set_learning(self, on: bool) -> None:
+        self.for_write().image.learning = bool(on)
+
+    def reset(self, mode: int) -> None:
+        memory = self.for_write()
+        if mode == P.ResetMode.STATE:
+            memory.reset_state()
+        else:
+            memory.reset_blank()
 
 
 @dataclass
@@ -144,14 +184,14 @@ class VirtualBoard:
         if not 1 <= window <= 0xFF:
             raise ValueError(f"window = {window}: expected 1 .. 255")
         images = [c.copy().validate() if isinstance(c, CoreImage) else CoreImage.blank(c) for c in cores]
-        self.links = [_CoreLink(CoreMemory(img)) for img in images]
+        self._advance = _engine(engine)
+        self.links = [CoreLink(CoreMemory(img), self._advance) for img in images]
         self.name = name
         self.slots = slots
         self.window = window
         self.max_words = max_words
         self.baud = baud
         self.min_period_us = min_period_us
-        self._advance = _engine(engine)
         self.decoder = P.FrameDecoder(rescan=rescan)
         self.log = log
         self.stats: Counter = Counter()
@@ -190,7 +230,7 @@ class VirtualBoard:
     # ---- inspection (tests, emulator) ----------------------------------------------------------
     @property
     def configs(self) -> list[CoreConfig]:
-        return [link.memory.config for link in self.links]
+        return [link.config for link in self.links]
 
     def image(self, core: int = 0) -> CoreImage:
         """A copy of the current memory of ``core``."""
@@ -260,7 +300,7 @@ class VirtualBoard:
         """Build (or keep) each core's GoldenCore; NACK BAD_VALUE when a memory holds no valid image."""
         for k in cores:
             try:
-                self.links[k].running()
+                self.links[k].validate()
             except CoreImageError as exc:
                 raise ProtocolError(Err.BAD_VALUE, 0, f"core {k} holds an invalid image: {exc}") from None
 
@@ -284,7 +324,7 @@ class VirtualBoard:
             slot = link.currents.setdefault(self._step_of(k), np.zeros(link.memory.config.n_current_inputs, np.int64))
             link.memory.write(region, address, words, current_slot=slot)
         else:
-            link.for_write().write(region, address, words)
+            link.write(region, address, words)
         if region == Region.CONTROL and address <= ControlReg.STEP < address + words.size:
             link.clear_steps()
         return P.encode_write_ack(region, address, words.size)
@@ -296,14 +336,13 @@ class VirtualBoard:
             raise ProtocolError(Err.BAD_VALUE, self.max_words, f"READ of {count} words: 1 .. {self.max_words}")
         link = self.links[k]
         link.memory.check(region, address, count, write=False)
-        link.image()
-        words = link.memory.read(region, address, count, current_slot=link.currents.get(self._step_of(k)))
+        words = link.read(region, address, count)
         return P.encode_read_reply(region, address, words)
 
     def _inject(self, frame, cores):
         (k,) = cores
         step, per_step = P.decode_inject(frame.payload)
-        a = self.links[k].memory.config.n_inputs
+        a = self.links[k].config.n_inputs
         for indices in per_step:
             if indices.size and indices.max() >= a:
                 raise ProtocolError(Err.BAD_VALUE, a, f"input index {int(indices.max())} >= A = {a}")
@@ -316,7 +355,7 @@ class VirtualBoard:
 
     def _inject_bitmap(self, frame, cores):
         (k,) = cores
-        a = self.links[k].memory.config.n_inputs
+        a = self.links[k].config.n_inputs
         step, masks = P.decode_inject_bitmap(frame.payload, a)
         self._check_window(k, step, masks.shape[0])
         link = self.links[k]
@@ -327,7 +366,7 @@ class VirtualBoard:
 
     def _currents(self, frame, cores):
         (k,) = cores
-        c = self.links[k].memory.config
+        c = self.links[k].config
         step, first, values = P.decode_currents(frame.payload)
         count = values.shape[1]
         if first + count > c.n_current_inputs:
@@ -352,7 +391,7 @@ class VirtualBoard:
     def _take_inputs(self, k: int, first: int, count: int):
         """Inputs (count, A) and analog inputs (count, K) or None of steps first.., removed from the slots."""
         link = self.links[k]
-        c = link.memory.config
+        c = link.config
         inputs = np.zeros((count, c.n_inputs), dtype=bool)
         currents = np.zeros((count, c.n_current_inputs), dtype=np.int64) if c.n_current_inputs else None
         for j in range(count):
@@ -381,8 +420,7 @@ class VirtualBoard:
             for k in cores:
                 link = self.links[k]
                 inputs, currents = self._take_inputs(k, start + done, m)
-                rasters.append(self._advance(link.running(), inputs, currents))
-                link.stale = True
+                rasters.append(link.advance(inputs, currents))
             for j in range(m):
                 for k, raster in zip(cores, rasters):
                     self._remember(k, start + done + j, raster[j])
@@ -418,11 +456,9 @@ class VirtualBoard:
                 late = time.perf_counter() - target > run.period
                 for k in run.cores:
                     link = self.links[k]
-                    core = link.running()
                     step = link.step
                     inputs, currents = self._take_inputs(k, step, 1)
-                    spikes = core.step(inputs, currents)[0]
-                    link.stale = True
+                    spikes = link.step_once(inputs, currents)
                     self._remember(k, step, spikes)
                     flags = P.SpikeFlag.LATE if late else 0
                     self._reply(run.seq, k, Op.SPIKES, P.encode_spikes(step, spikes, flags))
@@ -456,7 +492,7 @@ class VirtualBoard:
         if on > 1:
             raise ProtocolError(Err.BAD_VALUE, 1, f"LEARNING {on}: expected 0 (off) or 1 (on)")
         for k in cores:
-            self.links[k].for_write().image.learning = bool(on)
+            self.links[k].set_learning(bool(on))
         return b""
 
     def _reset(self, frame, cores):
@@ -465,10 +501,6 @@ class VirtualBoard:
             raise ProtocolError(Err.BAD_VALUE, max(P.ResetMode), f"RESET mode {mode}: 0 (state) or 1 (blank)")
         for k in cores:
             link = self.links[k]
-            memory = link.for_write()
-            if mode == P.ResetMode.STATE:
-                memory.reset_state()
-            else:
-                memory.reset_blank()
+            link.reset(mode)
             link.clear_steps()
         return b""

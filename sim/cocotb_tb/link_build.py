@@ -36,20 +36,38 @@ class LinkBuild:
 
 
 def link_options(configs: Sequence[CoreConfig], *, divisor: int, slots: int, max_words: int, window: int,
-                 name: str, clk_freq: int, baud: int) -> dict:
-    return dict(configs=[c.to_dict() for c in configs], divisor=divisor, slots=slots, max_words=max_words,
-                window=window, name=name, clk_freq=clk_freq, baud=baud)
+                 name: str, clk_freq: int, baud: int, top: str = "link") -> dict:
+    options = dict(configs=[c.to_dict() for c in configs], divisor=divisor, slots=slots, max_words=max_words,
+                   window=window, name=name, clk_freq=clk_freq, baud=baud)
+    if top != "link":  # keys of existing link builds stay valid
+        options["top"] = top
+    return options
+
+
+def _top_level(top: str, configs, *, divisor, slots, max_words, window, name, clk_freq, baud):
+    """The Amaranth top level to simulate: ``link`` (LinkTop) or ``bridge`` (the bus bridge, one core)."""
+    if top == "link":
+        from spikeforge.hdl.link import LinkTop
+
+        return LinkTop(list(configs), clk_freq, baud, divisor=divisor, slots=slots, max_words=max_words,
+                       window=window, name=name)
+    if top == "bridge":
+        from spikeforge.hdl.bus_bridge import BusBridge
+
+        return BusBridge(list(configs), clk_freq, baud, divisor=divisor)
+    raise ValueError(f"top = {top!r}: choose link (spikeforge.hdl.link.LinkTop) or bridge (BusBridge)")
 
 
 def build_link(configs: Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16, max_words: int = 64,
                window: int = 2, name: str = "rtl-cocotb", clk_freq: int = 12_000_000, baud: int = 1_000_000,
-               simulator: str = "icarus") -> LinkBuild:
-    """Generate (or reuse) the LinkTop Verilog and build it for ``simulator`` (or reuse the build)."""
+               simulator: str = "icarus", top: str = "link") -> LinkBuild:
+    """Generate (or reuse) the Verilog of the ``top`` level (``link``: LinkTop, ``bridge``: the bus
+    bridge) and build it for ``simulator`` (or reuse the build)."""
     reason = simulator_available(simulator)
     if reason:
         raise RtlRunError(reason)
     options = link_options(configs, divisor=divisor, slots=slots, max_words=max_words, window=window,
-                           name=name, clk_freq=clk_freq, baud=baud)
+                           name=name, clk_freq=clk_freq, baud=baud, top=top)
     key = hashlib.sha256(json.dumps([design_fingerprint(), options, simulator], sort_keys=True).encode()).hexdigest()[:16]
     build_dir = cache_root() / "link" / f"{simulator}-{key}"
     verilog = build_dir / f"{LINK_TOPLEVEL}.v"
@@ -58,11 +76,9 @@ def build_link(configs: Sequence[CoreConfig], *, divisor: int = 4, slots: int = 
         if not stamp.exists():
             from amaranth.back import verilog as amaranth_verilog
 
-            from spikeforge.hdl.link import LinkTop
-
-            top = LinkTop(list(configs), clk_freq, baud, divisor=divisor, slots=slots, max_words=max_words,
-                          window=window, name=name)
-            text = amaranth_verilog.convert(top, name=LINK_TOPLEVEL, emit_src=False)
+            design = _top_level(top, configs, divisor=divisor, slots=slots, max_words=max_words, window=window,
+                                name=name, clk_freq=clk_freq, baud=baud)
+            text = amaranth_verilog.convert(design, name=LINK_TOPLEVEL, emit_src=False)
             if simulator == "icarus":
                 # KNOWN PROBLEM (docs/link-rtl.md): an `always @*` block runs only when a signal it reads
                 # changes, so blocks whose inputs keep their initial values (FSMs idling in state 0) never
