@@ -130,6 +130,22 @@ LINK_LOGIC_BASE = {"ice40": 3900, "ecp5": 3900, "xc7": 2600}
 LINK_LOGIC_PER_LINE = {"ice40": 5.9, "ecp5": 5.9, "xc7": 4.0}
 
 
+#: The bus bridge (``spikeforge.hdl.bus_bridge.BusBridge``): a constant amount of logic beyond the
+#: interim bridge the calibration builds use (CRC-16 checker and generator, parser, reply sender), and
+#: its receive FIFO (one 512 x 8 block RAM). Measured: docs/bus-bridge.md, "Size".
+BRIDGE_TOP = "spikeforge.hdl.bus_bridge.BusBridge"
+BRIDGE_LOGIC = {"ice40": 450, "ecp5": 450, "xc7": 300}
+
+
+def bridge_memories(config: CoreConfig) -> list[CoreMemory]:
+    """The bus bridge's own memories (its receive FIFO) at the board flow's parameters."""
+    from spikeforge.hdl.bus_bridge import BusBridge
+
+    top = BusBridge([config])
+    top._MustUse__silence = True  # described, never elaborated
+    return [CoreMemory(name, depth, width) for name, depth, width in top.own_memories()]
+
+
 def link_memories(config: CoreConfig) -> list[CoreMemory]:
     """The protocol link's own memories around one core of ``config``, at the parameters the board flow
     builds it with (``LinkTop(configs, clk_freq, baud)``: its defaults)."""
@@ -481,6 +497,13 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
         if not model.with_top:
             luts += link_logic(config, fam)
             source += "; + the protocol link's measured logic"
+    if not standalone and top == BRIDGE_TOP:
+        own = [place_memory(mem, fam) for mem in bridge_memories(config)]
+        placements += own
+        bram += sum(p.tiles for p in own if p.kind == "bram")
+        if not model.with_top:
+            luts += BRIDGE_LOGIC[fam]
+            source += "; + the bus bridge's measured logic"
     limits = [
         Limit("logic", luts, int(res.luts * LOGIC_HEADROOM[fam]), LOGIC_UNIT[fam]),
         Limit("block RAM", bram + rom, res.bram_tiles, BRAM_UNIT[fam]),

@@ -83,7 +83,7 @@ def compile_command(
     stimulus_steps: int = typer.Option(1000, "--stimulus-steps", min=1,
                                        help="Standalone: steps of input stimulus in the ROM (they loop)."),
     input_seed: int = typer.Option(0, "--input-seed", help="Seed of the network's Poisson sources."),
-    top: str = typer.Option("auto", "--top", help="Runtime host link: auto, link (protocol) or interim."),
+    top: str = typer.Option("auto", "--top", help="Runtime host link: auto (the protocol link if it fits, else the bus bridge), link, bridge or interim."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Place and route again even if cached."),
     vivado: Optional[bool] = typer.Option(None, "--vivado/--no-vivado",
                                           help="Artix-7: run Vivado (default: if it is on PATH)."),
@@ -154,8 +154,11 @@ def _print_summary(r: dict, out: Path):
     elif lat.get("note"):
         console.print(f"timestep latency: {lat['note']}")
     if r.get("link") == "interim":
-        console.print("[yellow]note:[/] this runtime bitstream uses the interim UART bridge until the "
-                      "protocol link (spikeforge.hdl.link) exists")
+        console.print("[yellow]note:[/] this runtime bitstream has the interim UART bridge (raw bus bytes, for "
+                      "resource studies): the spikeforge host driver does not speak it; --top bridge does")
+    elif str(r.get("link", "")).startswith("bus bridge"):
+        console.print(f"host link: the bus bridge -- run it with `spikeforge board run NET --port "
+                      f"bridge://DEVICE?build={out}` (docs/bus-bridge.md)")
     if r.get("status") == "vivado_not_run":
         console.print(f"[yellow]{r['vivado']}[/]")
     console.print(f"wrote {out}/ ({', '.join(r['files'])}); read {out / 'report.md'}")

@@ -20,7 +20,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ class BoardOptions:
     standalone: bool = False
     clock_mhz: float | None = None        # None: the board's default core clock
     baud: int = 1_000_000
-    top: str = "auto"                     # runtime mode: auto | link | interim
+    top: str = "auto"                     # runtime mode: auto (link, else bridge) | link | bridge | interim
     weight_bits: int | None = None
     lanes: int | None = None
     seed: int = 1                         # nextpnr placement seed
@@ -78,6 +78,8 @@ class CoreChoice:
     tried: list[Estimate] = field(default_factory=list)
     rom: list[int] | None = None          # standalone: the boot ROM words
     stimulus: np.ndarray | None = None
+    top: str | None = None                # runtime: the top level chosen (link | bridge | interim)
+    top_note: str = ""                    # why that top (auto: the link did not fit)
 
 
 @dataclass
@@ -105,7 +107,22 @@ def _summary(network: Network, compiled: CompiledNetwork | None = None) -> str:
 
 def choose_core(network: Network, board: Board, options: BoardOptions, step_cycles: int = 0) -> CoreChoice:
     """The smallest CoreConfig for ``network`` that fits ``board``: lanes from the weight memory's
-    word width downwards (fewer lanes, less logic), stopping at the first estimate that fits."""
+    word width downwards (fewer lanes, less logic), stopping at the first estimate that fits.
+
+    ``options.top == "auto"`` (runtime mode): the protocol link when it fits beside the core, else the
+    bus bridge (the host serves the protocol); ``CoreChoice.top`` says which."""
+    if not options.standalone and options.top == "auto":
+        try:
+            choice = choose_core(network, board, replace(options, top="link"), step_cycles)
+        except CapacityError as link_failure:
+            try:
+                choice = choose_core(network, board, replace(options, top="bridge"), step_cycles)
+            except CapacityError as bridge_failure:
+                raise CapacityError(f"{bridge_failure} (also tried the protocol link: {link_failure})") from None
+            choice.top_note = (f"the protocol link does not fit beside this core on the {board.title}, so the "
+                               "bitstream has the bus bridge: connect with --port bridge://DEVICE?build=DIR "
+                               "(docs/bus-bridge.md)")
+        return choice
     widths = {} if options.weight_bits is None else {"weight_bits": options.weight_bits}
     if options.voltage_range is not None:
         widths["voltage_range"] = tuple(options.voltage_range)
@@ -138,12 +155,12 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
             est = estimate(compiled.config, board, standalone=options.standalone, rom_words=rom_words, top=top)
         tried.append(est)
         if est.fits:
-            return CoreChoice(compiled, est, tried, rom, stimulus)
+            return CoreChoice(compiled, est, tried, rom, stimulus, None if options.standalone else options.top)
     smallest = tried[-1]
     if options.force:  # the tools decide; a build that does not fit fails in place and route
         return CoreChoice(compiled, smallest, tried, rom, stimulus)
     message = describe_failure(smallest, board, _summary(network, compiled))
-    if top and not top.endswith("InterimUartLink") and any(l.name == "logic" for l in smallest.failed):
+    if top and top.endswith("LinkTop") and any(l.name == "logic" for l in smallest.failed):
         tiny = smallest_link_estimate(board, top)
         if not tiny.fits:
             need = "; ".join(f"{l.name}: needs {l.needed:,.0f} of {l.available:,.0f} {l.unit}" for l in tiny.failed)
@@ -152,12 +169,12 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
                        f"its own) beside any neuron core -- a one-neuron core with the link already exceeds "
                        f"it ({need}), so no runtime-loaded network fits. Options: --standalone (the network "
                        "and its stimulus in a boot ROM: the board runs with no host and streams spikes out "
-                       "of its UART); a bigger board for the host link (--board ulx3s-85f or cmod-a7-35t); "
-                       "or --top interim (a raw UART bridge that the spikeforge host driver does not speak: "
-                       "for resource and timing studies only).")
+                       "of its UART); --top bridge (the bus bridge: a few hundred cells, the host serves the "
+                       "protocol; --top auto picks it); or a bigger board for the host link (--board "
+                       "ulx3s-85f or cmod-a7-35t).")
         else:
             message += (f" The logic includes the host link around the core ({top.rsplit('.', 1)[-1]}); "
-                        "--top interim uses the small interim bridge instead.")
+                        "--top bridge uses the small bus bridge instead (the host serves the protocol).")
     if options.standalone and any(l.name == "block RAM" for l in smallest.failed):
         message += (f" In standalone mode the boot ROM needs {smallest.rom_tiles:g} block RAM tiles "
                     f"({len(rom):,} words): try fewer --stimulus-steps or build without --standalone.")
@@ -196,6 +213,9 @@ def compile_for_board(network: Network, board: Board | str, out_dir: Path, optio
 
     with progress.step(f"choosing the core for the {board.title}"):
         choice = choose_core(network, board, options, step_cycles)
+    if choice.top is not None and choice.top != options.top:
+        options = replace(options, top=choice.top)
+        progress.note(choice.top_note)
     compiled, est = choice.compiled, choice.estimate
     config = compiled.config
     progress.note(f"core: N={config.n_neurons}, A={config.n_inputs}, lanes={config.lanes}, "
@@ -413,6 +433,9 @@ def _report(network, board, options, compiled, est, choice, pll, activity: Activ
         "board": {**board.to_dict()},
         "mode": "standalone" if options.standalone else "runtime",
         "link": link,
+        "connect": (None if options.standalone else
+                    f"--port bridge://DEVICE?build={out_dir}" if options.top == "bridge" else "--port DEVICE"),
+        "link_note": choice.top_note or None,
         "core_config": config.to_dict(),
         "config_hash": config.config_hash(),
         "clock": {"board_hz": board.clock_hz, "requested_hz": pll.requested_hz, "achieved_hz": pll.achieved_hz,

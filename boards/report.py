@@ -86,6 +86,11 @@ def render_markdown(r: dict) -> str:
                   "resource and timing studies: the spikeforge host driver does not speak it. The protocol "
                   "link (spikeforge.hdl.link.LinkTop) is the runtime top wherever it fits; the iCE40 UP5K "
                   "cannot hold it beside a core (docs/bitstreams.md).", ""]
+    elif str(r.get("link", "")).startswith("bus bridge"):
+        lines += ["> Built with the **bus bridge** (spikeforge.hdl.bus_bridge.BusBridge): the FPGA carries the "
+                  "core's own bus and spikes over a CRC-checked UART protocol and the host serves the board "
+                  f"protocol. Connect with `{r.get('connect')}` (docs/bus-bridge.md)."
+                  + (f" Why: {r['link_note']}." if r.get("link_note") else ""), ""]
     lines += ["## Core", "", "| CoreConfig field | value |", "|---|---|"]
     for k in ("n_neurons", "n_inputs", "weight_bits", "lanes", "max_delay", "stdp", "adaptive_threshold",
               "n_current_inputs", "n_profiles", "v_bits", "i_bits"):

@@ -99,19 +99,25 @@ class BoardTop(Elaboratable):
 def design_factory(name: str) -> Callable:
     """The top-level constructor for a runtime-loaded bitstream.
 
-    ``"link"`` and ``"auto"``: the protocol link (``spikeforge.hdl.link.LinkTop``: docs/protocol.md, the
-    host driver talks to it); ``"interim"``: the raw UART bus bridge (boards/interim_link.py), kept for
-    boards too small for the link next to a core (the iCE40 UP5K: docs/bitstreams.md) and for
-    calibrating the core's own logic."""
+    ``"link"`` (and ``"auto"``, which ``boards.flow.choose_core`` resolves to link or bridge first): the
+    protocol link (``spikeforge.hdl.link.LinkTop``: docs/protocol.md runs in the FPGA); ``"bridge"``:
+    the bus bridge (``spikeforge.hdl.bus_bridge.BusBridge``: the core's own interface on a CRC-checked
+    UART protocol, the board protocol served by the host -- for boards too small for the link, the iCE40
+    UP5K: docs/bus-bridge.md); ``"interim"``: the raw, unchecked bus bridge (boards/interim_link.py) the
+    capacity model's calibration builds use to measure the core alone."""
     if name in ("link", "auto"):
         from spikeforge.hdl.link import LinkTop
 
         return LinkTop
+    if name == "bridge":
+        from spikeforge.hdl.bus_bridge import BusBridge
+
+        return BusBridge
     if name == "interim":
         from spikeforge.boards.interim_link import InterimUartLink
 
         return InterimUartLink
-    raise ValueError(f"unknown top {name!r}; choose auto, link or interim")
+    raise ValueError(f"unknown top {name!r}; choose auto, link, bridge or interim")
 
 
 def link_name(design) -> str:

@@ -274,8 +274,10 @@ class Explorer:
         from spikeforge.boards.capacity import estimate
         from spikeforge.boards.top import design_factory
 
-        factory = design_factory(self.options.top)
-        top = f"{factory.__module__}.{factory.__qualname__}"
+        def qualified(name: str) -> str:
+            factory = design_factory(name)
+            return f"{factory.__module__}.{factory.__qualname__}"
+
         config = compiled.config
         out: dict = {}
         primary = None
@@ -283,7 +285,13 @@ class Explorer:
             # the chosen board: Yosys' count of its memories (every point alike, so the column compares);
             # the others: the placement rules, enough to say whether the core fits them
             exact = board is self.board and self.options.census and board.open_toolchain
-            est = estimate(config, board, exact=exact, top=top)
+            if self.options.top == "auto":  # as `spikeforge compile`: the link if it fits, else the bus bridge
+                est = estimate(config, board, exact=exact, top=qualified("link"))
+                if not est.fits:
+                    bridged = estimate(config, board, exact=exact, top=qualified("bridge"))
+                    est = bridged if bridged.fits else est
+            else:
+                est = estimate(config, board, exact=exact, top=qualified(self.options.top))
             out[f"fits_{board.name}"] = est.fits
             if board is self.board:
                 primary = est

@@ -34,7 +34,7 @@ def explore_command(
     dt: Optional[float] = typer.Option(None, "--dt", help="Timestep (ms) for NIR files."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over: drop the rows an earlier sweep left in the folder."),
     top: str = typer.Option("auto", "--top", help="Host link around the core, as `spikeforge compile --top`: auto "
-                                                  "(the protocol link), link, or interim (the small bridge)."),
+                                                  "(the protocol link where it fits, else the bus bridge), link, bridge, or interim (the core alone)."),
 ):
     """Sweep core widths for a network: quality, resources, Fmax, latency and which boards each core fits.
 

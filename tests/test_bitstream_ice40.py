@@ -2,10 +2,11 @@
 runs in .cache/bitstreams): the file, the timing, every report field, the LUT count against nextpnr's
 own log, the bitstream cache for new weights, the timing-failure path and the CLI.
 
-The runtime top level is the interim UART bridge: the protocol link (spikeforge.hdl.link.LinkTop,
-about 4,400 logic cells) does not fit the iCE40 UP5K's 5,280 next to even this 16-neuron core
-(docs/bitstreams.md; tests/test_boards_capacity.py checks that the flow refuses it there, naming the
-limit). tests/test_bitstream_slow.py builds the link on the ULX3S.
+The runtime top level is what `--top auto` picks on the iCEBreaker: the bus bridge
+(spikeforge.hdl.bus_bridge, docs/bus-bridge.md), because the protocol link (spikeforge.hdl.link.LinkTop,
+about 4,000 logic cells) does not fit the iCE40 UP5K's 5,280 next to even this 16-neuron core
+(tests/test_boards_capacity.py checks that the flow says so). tests/test_bitstream_slow.py builds the
+link on the ULX3S.
 
 The first build after a change of the hardware sources takes a few minutes (Yosys + nextpnr on the
 whole core); every later run reuses the cached placed-and-routed design."""
@@ -26,7 +27,7 @@ from spikeforge.compiler.network import LIFParameters, Network, PoissonSource, P
 from spikeforge.core.image import CoreImage
 
 ICE40_SYNC = bytes.fromhex("7EAA997E")
-TOP = "interim"
+TOP = "auto"
 UP5K_BITSTREAM_BYTES = 104090  # every uncompressed UP5K image has this size
 
 NETWORK_YAML = """\
@@ -116,7 +117,8 @@ def test_every_report_field_is_present_and_plausible(build):
     for key in ("network", "board", "mode", "link", "core_config", "config_hash", "clock", "timing", "resources",
                 "estimate", "latency", "quantisation", "bitstream", "tools", "flash", "files"):
         assert key in r, key
-    assert r["status"] == "ok" and r["mode"] == "runtime" and r["link"] == "interim"
+    assert r["status"] == "ok" and r["mode"] == "runtime" and r["link"].startswith("bus bridge")
+    assert r["connect"] == f"--port bridge://DEVICE?build={out}" and "does not fit" in r["link_note"]
     assert r["board"]["part"] == "iCE40UP5K-SG48"
     assert r["network"]["neurons"] == 16 and r["network"]["inputs"] == 8 and r["network"]["synapses"] > 0
     res = r["resources"]
@@ -151,8 +153,7 @@ def test_every_build_calibrates_the_logic_estimate(build):
     from spikeforge.boards.catalog import get_board
 
     result, _, _ = build
-    est = estimate(result.compiled.config, get_board("icebreaker"),
-                   top="spikeforge.boards.interim_link.InterimUartLink")
+    est = estimate(result.compiled.config, get_board("icebreaker"), top="spikeforge.hdl.bus_bridge.BusBridge")
     used = result.report["resources"]["luts"]["used"]
     assert abs(est.luts - used) <= 0.03 * used, (est.luts, used, est.model)
 

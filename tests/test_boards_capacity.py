@@ -180,11 +180,32 @@ def test_the_estimate_adds_the_link_and_refuses_it_on_the_up5k():
     assert estimate(TINY, ecp, top=LINK_TOP, exact=False).fits
 
 
-def test_choose_core_with_the_link_on_the_icebreaker_names_the_interim_way_out():
+def test_choose_core_with_the_link_on_the_icebreaker_names_the_bridge_way_out():
     with pytest.raises(CapacityError) as err:
         choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="link"))
     msg = str(err.value)
     assert "cannot hold the protocol host link" in msg and "logic" in msg
-    assert "--top interim" in msg and "--standalone" in msg and "fewer neurons" not in msg
-    choice = choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="interim"))
-    assert choice.estimate.fits
+    assert "--top bridge" in msg and "--standalone" in msg and "fewer neurons" not in msg
+    choice = choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="bridge"))
+    assert choice.estimate.fits and choice.top == "bridge"
+
+
+def test_auto_top_takes_the_link_where_it_fits_and_the_bus_bridge_where_it_does_not():
+    ice = choose_core(_network(8, 16), get_board("icebreaker"), BoardOptions(top="auto"))
+    assert ice.top == "bridge" and "bus bridge" in ice.top_note and "bridge://" in ice.top_note
+    ecp = choose_core(_network(8, 16), get_board("ulx3s-85f"), BoardOptions(top="auto"))
+    assert ecp.top == "link" and ecp.top_note == ""
+
+
+def test_the_estimate_adds_the_bus_bridge_fifo_and_its_logic():
+    from spikeforge.boards.capacity import BRIDGE_LOGIC, BRIDGE_TOP
+
+    ice = get_board("icebreaker")
+    bare = estimate(TINY, ice, top=INTERIM_TOP, exact=False)
+    bridged = estimate(TINY, ice, top=BRIDGE_TOP, exact=False)
+    fifo = [p for p in bridged.memories if p.name == "rx_fifo"]
+    assert fifo and fifo[0].kind == "bram" and fifo[0].tiles == 1
+    assert bridged.bram_tiles == bare.bram_tiles + 1
+    if not bridged.model.startswith("prior") and "with this top level" in bridged.model:
+        return  # fitted to bus-bridge builds: the bridge's logic is inside the prediction
+    assert bridged.luts - bare.luts == BRIDGE_LOGIC["ice40"]

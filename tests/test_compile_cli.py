@@ -30,8 +30,9 @@ def test_cli_compile_passes_scaling_options_to_the_compiler(tmp_path):
 
 
 def test_a_board_too_small_for_the_host_link_says_so_and_offers_the_ways_out(tmp_path):
-    """The UP5K cannot hold the protocol link beside any core: the error must say that (not "fewer
-    neurons", which would not help) and name --standalone, a bigger board and --top interim."""
+    """The UP5K cannot hold the protocol link beside any core: asked for the link, the error must say
+    that (not "fewer neurons", which would not help) and name --standalone, the bus bridge and a
+    bigger board. (--top auto, the default, takes the bus bridge there: tests/test_bitstream_ice40.py.)"""
     from typer.testing import CliRunner
 
     from spikeforge.boards.capacity import estimate
@@ -43,10 +44,11 @@ def test_a_board_too_small_for_the_host_link_says_so_and_offers_the_ways_out(tmp
     link = "spikeforge.hdl.link.LinkTop"
     assert not estimate(CoreConfig(n_neurons=1, n_inputs=1), board, exact=False, top=link).fits
     src = Path(__file__).resolve().parents[1] / "examples" / "balanced.yaml"
-    result = CliRunner().invoke(app, ["compile", str(src), "--board", "icebreaker", "-o", str(tmp_path / "b")])
+    result = CliRunner().invoke(app, ["compile", str(src), "--board", "icebreaker", "-o", str(tmp_path / "b"),
+                                      "--top", "link"])
     assert result.exit_code != 0
     text = " ".join(result.output.split())
     assert "cannot hold the protocol host link" in text
-    for way_out in ("--standalone", "--board ulx3s-85f", "--top interim"):
+    for way_out in ("--standalone", "--board ulx3s-85f", "--top bridge"):
         assert way_out in text
     assert not (tmp_path / "b" / "top.bin").exists()
