@@ -26,6 +26,7 @@ from serial.serialutil import SerialException
 
 from spikeforge.core.config import CoreConfig, CoreConfigError
 from spikeforge.host.loopback import DeviceSerial
+from spikeforge.host.protocol_virtual import query_options
 
 _OPTIONS = {"build": str, "config": str, "network": str, "timeout": float, "slots": int}
 SIM_DIVISOR = 4
@@ -39,14 +40,7 @@ def parse_url(url: str) -> tuple[str, dict]:
     device = (parts.netloc + parts.path) or ""
     if not device:
         raise SerialException(f"{url}: no serial device: bridge:///dev/ttyUSB1?build=DIR (or bridge://sim)")
-    options = {}
-    for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items():
-        if key not in _OPTIONS:
-            raise SerialException(f"{url}: unknown option {key!r}; options: {', '.join(_OPTIONS)}")
-        try:
-            options[key] = _OPTIONS[key](values[-1])
-        except ValueError:
-            raise SerialException(f"{url}: option {key}={values[-1]!r} is not a {_OPTIONS[key].__name__}") from None
+    options = query_options(url, parts.query, _OPTIONS)
     return device, options
 
 

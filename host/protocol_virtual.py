@@ -21,19 +21,25 @@ from spikeforge.host.wire import LinkFaults
 _OPTIONS = {"cores": int, "config": str, "network": str, "slots": int, "drop": float, "corrupt": float, "seed": int}
 
 
+def query_options(url: str, query: str, spec: dict) -> dict:
+    """The ``?key=value&...`` options of ``url``, each converted by ``spec[key]``; SerialException
+    naming an unknown option or a value of the wrong type (the last of repeated keys counts)."""
+    options = {}
+    for key, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+        if key not in spec:
+            raise SerialException(f"{url}: unknown option {key!r}; options: {', '.join(spec)}")
+        try:
+            options[key] = spec[key](values[-1])
+        except ValueError:
+            raise SerialException(f"{url}: option {key}={values[-1]!r} is not a {spec[key].__name__}") from None
+    return options
+
+
 def parse_url(url: str) -> dict:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "virtual":
         raise SerialException(f"expected a virtual://[?option=value&...] URL, got {url!r}")
-    options = {}
-    for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items():
-        if key not in _OPTIONS:
-            raise SerialException(f"{url}: unknown option {key!r}; options: {', '.join(_OPTIONS)}")
-        try:
-            options[key] = _OPTIONS[key](values[-1])
-        except ValueError:
-            raise SerialException(f"{url}: option {key}={values[-1]!r} is not a {_OPTIONS[key].__name__}") from None
-    return options
+    return query_options(url, parts.query, _OPTIONS)
 
 
 class Serial(DeviceSerial):

@@ -187,3 +187,21 @@ def test_bridge_link_refuses_another_protocol_version():
 
     with pytest.raises(BridgeError, match="version"):
         BridgeLink(ScriptedPort(respond), timeout=0.02)
+
+
+def test_bridge_urls_name_their_device_and_refuse_unknown_options(tmp_path):
+    from serial.serialutil import SerialException
+
+    from spikeforge.host.protocol_bridge import bridge_config, config_of_build, parse_url
+
+    assert parse_url("bridge:///dev/ttyUSB1?build=out/ice&timeout=2") == ("/dev/ttyUSB1",
+                                                                         {"build": "out/ice", "timeout": 2.0})
+    assert parse_url("bridge://verilator?config=c.yaml")[0] == "verilator"
+    with pytest.raises(SerialException, match="unknown option 'bild'"):
+        parse_url("bridge:///dev/ttyUSB1?bild=out")
+    with pytest.raises(SerialException, match="no serial device"):
+        parse_url("bridge://?build=out")
+    with pytest.raises(SerialException, match="one of build=, config=, network="):
+        bridge_config({"build": "a", "config": "b"})
+    (tmp_path / "report.json").write_text('{"core_config": ' + __import__("json").dumps(CONFIG.to_dict()) + "}")
+    assert config_of_build(tmp_path) == CONFIG
