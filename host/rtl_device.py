@@ -113,8 +113,9 @@ class RtlLinkDevice(SimulatedUartDevice):
 
 
 class CocotbLinkDevice:
-    """The same byte device served by the LinkTop Verilog under cocotb (Icarus by default): much
-    faster than the Amaranth simulator, and the same Verilog a bitstream is built from. ``top="bridge"``
+    """The same byte device served by the LinkTop Verilog under cocotb (Verilator by default; Icarus
+    does not run the link's Verilog yet, docs/link-rtl.md): much faster than the Amaranth simulator,
+    and the same Verilog a bitstream is built from. ``top="bridge"``
     serves the bus bridge's Verilog instead (one core; ``info()`` then means nothing).
 
     The simulator runs in a thread of this process (cocotb's runner starts it as a subprocess) and
@@ -122,7 +123,7 @@ class CocotbLinkDevice:
 
     def __init__(self, configs: CoreConfig | Sequence[CoreConfig], *, divisor: int = 4, slots: int = 16,
                  max_words: int = 64, window: int = 2, name: str = "rtl-cocotb", clk_freq: int = 12_000_000,
-                 baud: int = 1_000_000, simulator: str = "icarus", timeout: float = 600.0,
+                 baud: int = 1_000_000, simulator: str = "verilator", timeout: float = 600.0,
                  log: Callable[[str], None] | None = None, top: str = "link"):
         import struct
 
