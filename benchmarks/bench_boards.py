@@ -38,11 +38,12 @@ from spikeforge.bench import replace_section  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
-    CALIBRATION_FILE, cached_samples, estimate, load_calibration,
+    BRIDGE_TOP, CALIBRATION_FILE, LINK_TOP, cached_samples, estimate, load_calibration,
 )
 from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
 from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
-from spikeforge.boards.interim_link import InterimUartLink  # noqa: E402
+from spikeforge.boards.flow import smallest_link_estimate  # noqa: E402
+from spikeforge.boards.top import design_factory  # noqa: E402
 from spikeforge.boards.pll import solve  # noqa: E402
 from spikeforge.boards.report import resources_from_build  # noqa: E402
 from spikeforge.boards.toolchain import design_fingerprint, tool_versions  # noqa: E402
@@ -59,6 +60,17 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def runtime_top(board) -> str:
+    """The host link a runtime bitstream gets on ``board`` (what ``--top auto`` picks): the protocol
+    link where it fits beside a core, else the bus bridge."""
+    return "link" if smallest_link_estimate(board, LINK_TOP).fits else "bridge"
+
+
+def qualified(top: str) -> str:
+    factory = design_factory(top)
+    return f"{factory.__module__}.{factory.__qualname__}"
+
+
 def lanes_for(board, stdp: bool, n: int) -> int:
     bits = 8 + (1 if stdp else 0)
     best = 1
@@ -73,37 +85,40 @@ def config_for(board, n: int, a: int, stdp: bool, lanes: int | None = None) -> C
     return CoreConfig(n_neurons=n, n_inputs=a, stdp=stdp, lanes=lanes, n_profiles=1)
 
 
-def largest(board, stdp: bool, *, exact: bool) -> tuple[CoreConfig | None, object]:
-    """The largest N (multiple of 16, inputs = N) whose estimate fits: a search over the memory
-    limits with the placement rules, then the census to confirm."""
+def largest(board, stdp: bool, *, exact: bool, top: str | None = None) -> tuple[CoreConfig | None, object]:
+    """The largest N (multiple of 16, inputs = N) whose estimate (with the host link ``top``, a
+    qualified name) fits: a search over the memory limits with the placement rules, then the census
+    to confirm."""
     lo, hi, best = 16, 4096, None
-    if not estimate(config_for(board, 16, 16, stdp), board, exact=False).fits:
-        return None, estimate(config_for(board, 16, 16, stdp), board, exact=False)
+    if not estimate(config_for(board, 16, 16, stdp), board, exact=False, top=top).fits:
+        return None, estimate(config_for(board, 16, 16, stdp), board, exact=False, top=top)
     while lo <= hi:  # binary search on N / 16
         mid = (lo + hi) // 32 * 16
         mid = max(16, mid)
-        if estimate(config_for(board, mid, mid, stdp), board, exact=False).fits:
+        if estimate(config_for(board, mid, mid, stdp), board, exact=False, top=top).fits:
             best, lo = mid, mid + 16
         else:
             hi = mid - 16
     if exact:
         while best and best >= 16:
-            est = estimate(config_for(board, best, best, stdp), board)
+            est = estimate(config_for(board, best, best, stdp), board, top=top)
             if est.fits:
                 return config_for(board, best, best, stdp), est
             best -= 16
         return None, None
-    return config_for(board, best, best, stdp), estimate(config_for(board, best, best, stdp), board, exact=False)
+    return (config_for(board, best, best, stdp),
+            estimate(config_for(board, best, best, stdp), board, exact=False, top=top))
 
 
-def build_config(board, config: CoreConfig) -> dict:
-    """Build the runtime bitstream of ``config`` (interim link) and measure it."""
+def build_config(board, config: CoreConfig, top: str) -> dict:
+    """Build the runtime bitstream of ``config`` with the host link ``top`` and measure it."""
     pll = solve(board.family, board.clock_hz, board.default_clock_hz)
     t0, c0 = time.monotonic(), child_cpu()
+    factory = design_factory(top)
     try:
-        res = build_bitstream(board, pll, lambda: InterimUartLink([config], pll.achieved_hz, 1_000_000),
+        res = build_bitstream(board, pll, lambda: factory([config], pll.achieved_hz, 1_000_000),
                               {"config": config.to_dict(), "mode": "runtime", "baud": 1_000_000,
-                               "top": "spikeforge.boards.interim_link.InterimUartLink"})
+                               "top": qualified(top)})
     except BuildError as exc:
         return {"ok": False, "error": str(exc).splitlines()[0], "seconds": time.monotonic() - t0}
     clock = res.design_clock(pll.achieved_hz)
@@ -116,7 +131,7 @@ def build_config(board, config: CoreConfig) -> dict:
     return out
 
 
-def small_compile_times(board, top: str = "interim") -> dict:
+def small_compile_times(board, top: str = "auto") -> dict:
     """A 16-neuron network to a bitstream: cold (fresh bitstream cache) and warm (new weights)."""
     from test_bitstream_ice40 import tiny_network
 
@@ -139,10 +154,11 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
     """One board's rows. ``census``: count memories with Yosys (exact, ~15 s per core) before trusting an
     estimate; without it the placement rules alone (instant, what ``--no-census`` gives quick runs)."""
     board = get_board(name)
-    row = {"board": board.name, "title": board.title, "part": board.part, "family": board.family}
+    top = runtime_top(board)
+    row = {"board": board.name, "title": board.title, "part": board.part, "family": board.family, "top": top}
     can_build = board.open_toolchain and not estimate_only
     for stdp in (False, True):
-        config, est = largest(board, stdp, exact=board.open_toolchain and census)
+        config, est = largest(board, stdp, exact=board.open_toolchain and census, top=qualified(top))
         key = "stdp" if stdp else "plain"
         entry = {"config": config.to_dict() if config else None,
                  "estimate": est.to_dict() if est is not None else None}
@@ -153,14 +169,14 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
             entry["latency_us_5pct_at_default_clock"] = cyc / clk * 1e6 if cyc else None
             if can_build:
                 print(f"[{name}] building the largest {'STDP ' if stdp else ''}core N={config.n_neurons}", flush=True)
-                entry["build"] = build_config(board, config)
+                entry["build"] = build_config(board, config, top)
                 while not entry["build"]["ok"] and config.n_neurons > 16:
                     smaller = max(16, int(config.n_neurons * 0.8) // 16 * 16)
                     print(f"[{name}]   did not build ({entry['build']['error']}); trying N={smaller}", flush=True)
                     entry.setdefault("failed", []).append({"n": config.n_neurons, "error": entry["build"]["error"]})
                     config = config_for(board, smaller, smaller, stdp)
                     entry["config"], entry["synapses"] = config.to_dict(), config.n_sources * config.n_neurons
-                    entry["build"] = build_config(board, config)
+                    entry["build"] = build_config(board, config, top)
                     if len(entry["failed"]) >= 2:
                         break
         row[key] = entry
@@ -168,19 +184,18 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
     if goal:
         n = goal["neurons"]
         config = config_for(board, n, 0, goal["stdp"])
-        est = estimate(config, board, exact=board.open_toolchain and census)
+        est = estimate(config, board, exact=board.open_toolchain and census, top=qualified(top))
         entry = {"config": config.to_dict(), "estimate": est.to_dict(), "synapses": n * n, **goal}
         if can_build:
             print(f"[{name}] building the goal core N={n}, STDP={goal['stdp']}", flush=True)
-            entry["build"] = build_config(board, config)
+            entry["build"] = build_config(board, config, top)
         row["goal"] = entry
     if can_build:
-        for top, key in (("interim", "compile"), ("link", "compile_link")):
-            print(f"[{name}] small network compile with the {top} top, cold and warm", flush=True)
-            try:
-                row[key] = small_compile_times(board.name, top)
-            except Exception as exc:  # a failed build is a result too
-                row[key] = {"error": str(exc).splitlines()[0]}
+        print(f"[{name}] small network compile (--top auto: the {top}), cold and warm", flush=True)
+        try:
+            row["compile"] = small_compile_times(board.name, "auto")
+        except Exception as exc:  # a failed build is a result too
+            row["compile"] = {"error": str(exc).splitlines()[0]}
     return row
 
 
@@ -197,16 +212,18 @@ def render(rows: list[dict], meta: dict) -> str:
          f"`python benchmarks/bench_boards.py` ({meta['date']}, {meta['machine']}, load average "
          f"{meta['load_before']:.1f} before / {meta['load_after']:.1f} after: other jobs shared the machine). "
          f"Hardware version {meta['fingerprint']} (spikeforge.hdl + boards), {meta['tools']}. Runtime-loaded "
-         "bitstreams with the **interim** UART bridge, so the rows measure the core itself (the protocol "
-         "link adds about 4,000 logic cells: it does not fit the UP5K beside a core; docs/link-rtl.md). "
+         "bitstreams with the host link `spikeforge compile --top auto` gives each board: the protocol link "
+         "(spikeforge.hdl.link.LinkTop) where it fits beside the core, else the **bus bridge** "
+         "(spikeforge.hdl.bus_bridge, the protocol served by the host: the iCE40 UP5K; docs/bus-bridge.md); "
+         "column *link*. "
          "Largest core = N neurons with N inputs and every synapse present (2 N^2 synapses, the NeuroCoreX "
          "shape), found by the capacity model and then placed and routed; latency = cycle model at 5 % "
          "input and neuron activity at the board's default clock."
          + (" **No place and route in this run** (`--estimate-only`): every row is the capacity model"
             + ("" if meta.get("census", True) else ", with memories from the placement rules (no Yosys census)")
             + "." if meta.get("estimate_only") else ""), "",
-         "| board | core | neurons | synapses | STDP | built | Fmax / clock (MHz) | latency @5 % | logic | FF | BRAM | SPRAM | DSP |",
-         "|---|---|---:|---:|---|---|---|---:|---|---|---|---|---|"]
+         "| board | link | core | neurons | synapses | STDP | built | Fmax / clock (MHz) | latency @5 % | logic | FF | BRAM | SPRAM | DSP |",
+         "|---|---|---|---:|---:|---|---|---|---:|---|---|---|---|---|"]
     for row in rows:
         for key, label in (("plain", "largest"), ("stdp", "largest, STDP"), ("goal", "goal")):
             e = row.get(key)
@@ -217,8 +234,8 @@ def render(rows: list[dict], meta: dict) -> str:
                 est = e.get("estimate") or {}
                 failed = ", ".join(f"{l['name']} {l['needed']:g} > {l['available']:g}" for l in est.get("limits", [])
                                    if not l["fits"])
-                L.append(f"| {row['title']} | {label} | - | - | {'yes' if key != 'plain' else 'no'} | nothing fits "
-                         f"({failed}) | | | | | | | |")
+                L.append(f"| {row['title']} | {row.get('top', '-')} | {label} | - | - | {'yes' if key != 'plain' else 'no'} | "
+                         f"nothing fits ({failed}) | | | | | | | |")
                 continue
             b = e.get("build")
             built = "estimate only" if b is None else ("yes" + (" (cached)" if b.get("cached") else "")
@@ -229,25 +246,25 @@ def render(rows: list[dict], meta: dict) -> str:
             est = e.get("estimate") or {}
             logic = _res(b, "luts") if b else f"~{est.get('luts', 0):,} (est.)"
             bram = _res(b, "bram") if b else f"~{est.get('bram_tiles', 0):g} (est.)"
-            L.append(f"| {row['title']} | {label} | {c['n_neurons']:,} | {e['synapses']:,} | "
+            L.append(f"| {row['title']} | {row.get('top', '-')} | {label} | {c['n_neurons']:,} | {e['synapses']:,} | "
                      f"{'yes' if c['stdp'] else 'no'} | {built} | {fmax} | "
                      f"{f'{lat:.1f} us' if lat else '-'} | {logic} | {_res(b, 'ffs')} | {bram} | "
                      f"{_res(b, 'spram')} | {_res(b, 'dsp') if b else est.get('dsps', '-')} |")
     n = NEUROCOREX
-    L += [f"| Cmod A7-35T | NeuroCoreX (published) | {n['neurons']} | {n['synapses']:,} | yes | Vivado | "
+    L += [f"| Cmod A7-35T | own | NeuroCoreX (published) | {n['neurons']} | {n['synapses']:,} | yes | Vivado | "
           f"- / {n['clock_mhz']} | {n['step_ms'] * 1000:.0f} us | {n['luts']:,} LUT | 11,175 | {n['bram']} | - | 8 |", ""]
     L += vs_neurocorex(rows) + [""]
-    if not any(row.get("compile") or row.get("compile_link") for row in rows):
+    if not any(row.get("compile") for row in rows):
         L += ["Compile time of a bitstream, cold vs warm: not measured in this run (no place and route; "
               "`spikeforge bench --full` or `python benchmarks/bench_boards.py` measures it).", "",
               "Goals:", ""] + goal_lines(rows) + [""]
         return "\n".join(L)
-    L += ["Compile time of a small network (16 neurons, 8 inputs) to a bitstream, warm YoWASP cache, with the "
-          "interim bridge and with the protocol link (spikeforge.hdl.link.LinkTop, one core):", "",
+    L += ["Compile time of a small network (16 neurons, 8 inputs) to a bitstream (`--top auto`), warm YoWASP "
+          "cache:", "",
           "| board | top | cold (empty bitstream cache) | CPU time of the tools | warm (new weights, cached P&R) | logic | Fmax | steps (cold) |",
           "|---|---|---:|---:|---:|---:|---:|---|"]
     for row in rows:
-        for key, top in (("compile", "interim"), ("compile_link", "protocol link")):
+        for key, top in (("compile", row.get("top", "-")),):
             c = row.get(key)
             if not c:
                 continue
