@@ -196,6 +196,12 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
             row["compile"] = small_compile_times(board.name, "auto")
         except Exception as exc:  # a failed build is a result too
             row["compile"] = {"error": str(exc).splitlines()[0]}
+        if top != "bridge":  # the fast path on a board that takes the link: --top bridge
+            print(f"[{name}] small network compile with --top bridge, cold and warm", flush=True)
+            try:
+                row["compile_bridge"] = small_compile_times(board.name, "bridge")
+            except Exception as exc:
+                row["compile_bridge"] = {"error": str(exc).splitlines()[0]}
     return row
 
 
@@ -264,7 +270,7 @@ def render(rows: list[dict], meta: dict) -> str:
           "| board | top | cold (empty bitstream cache) | CPU time of the tools | warm (new weights, cached P&R) | logic | Fmax | steps (cold) |",
           "|---|---|---:|---:|---:|---:|---:|---|"]
     for row in rows:
-        for key, top in (("compile", row.get("top", "-")),):
+        for key, top in (("compile", row.get("top", "-")), ("compile_bridge", "bridge (--top bridge)")):
             c = row.get(key)
             if not c:
                 continue
@@ -327,10 +333,15 @@ def goal_lines(rows) -> list[str]:
     for row in rows:
         c = row.get("compile")
         if c and "cold_s" in c:
-            out.append(f"- {row['title']}: small network to bitstream in < 60 s with warm caches: "
-                       + ("**met**" if c["cold_s"] < 60 else f"**NOT met** ({c['cold_s']:.0f} s wall, "
-                          f"{c['cold_cpu_s']:.0f} s CPU of the tools on a shared machine)")
-                       + f"; with the cached place and route (new weights): {c['warm_s']:.1f} s.")
+            line = (f"- {row['title']}: small network to bitstream in < 60 s with warm caches: "
+                    + ("**met**" if c["cold_s"] < 60 else f"**NOT met** with the {row.get('top', 'default')} "
+                       f"({c['cold_s']:.0f} s wall, {c['cold_cpu_s']:.0f} s CPU of the tools on a shared machine)")
+                    + f"; with the cached place and route (new weights): {c['warm_s']:.1f} s")
+            b = row.get("compile_bridge")
+            if c["cold_s"] >= 60 and b and "cold_s" in b:
+                line += (f"; with `--top bridge` {b['cold_s']:.0f} s ("
+                         + ("met" if b["cold_s"] < 60 else "not met") + ")")
+            out.append(line + ".")
     return out
 
 
