@@ -129,3 +129,18 @@ def test_bridge_reads_and_writes_many_words_pipelined():
     np.testing.assert_array_equal(back & 0xFFFF, words)
     assert bridge.stats["resent"] == 0
     line.close()
+
+
+def test_free_run_through_the_bridge_is_the_golden_model(config_file):
+    """FREERUN is served by the host engine too: one bridge step per period, streamed as SPIKES."""
+    image = random_image(CONFIG, 7)  # a seed whose core spikes (6 spikes in 8 steps) without input
+    steps = 8
+    golden = GoldenCore(image.copy())
+    want = golden.run(np.zeros((steps, CONFIG.n_inputs), bool), currents=np.zeros((steps, 1), np.int64)).spikes
+    with Board(f"bridge://verilator?config={config_file}&timeout=60", timeout=60.0, retries=1) as board:
+        board.load(image, verify=False)
+        with board.free_run(0.02, steps=steps) as run:
+            rasters = run.collect()
+        assert board.read_step(0) == image.step + steps
+    assert want.any()
+    np.testing.assert_array_equal(rasters[0], want)
