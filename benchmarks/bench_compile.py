@@ -120,12 +120,9 @@ def main(argv=None) -> int:
 
         jit = jit_times()
     text = report(rows, jit, args.quick)
-    print(text)
-    if not args.no_write:
-        from spikeforge.bench import replace_section
+    from spikeforge.bench import publish
 
-        replace_section(args.results, SECTION, text)
-        print(f"written to {args.results}")
+    publish(text, args.results, SECTION, write=not args.no_write)
     return 0
 
 

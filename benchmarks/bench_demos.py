@@ -118,12 +118,9 @@ def main(argv=None) -> int:
     print(f"  Recall@1 ensemble {p['metrics']['snn_ensemble']['recall']['1']:.2f}, SAD "
           f"{p['metrics']['sad']['recall']['1']:.2f}", flush=True)
     text = report(b, p, args.quick)
-    print(text)
-    if not args.no_write:
-        from spikeforge.bench import replace_section
+    from spikeforge.bench import publish
 
-        replace_section(args.results, SECTION, text)
-        print(f"written to {args.results}")
+    publish(text, args.results, SECTION, write=not args.no_write)
     return 0
 
 

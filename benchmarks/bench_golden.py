@@ -47,7 +47,7 @@ import numpy as np
 
 os.environ.setdefault("PYNEST_QUIET", "1")  # no NEST banner in the output
 
-from spikeforge.bench import replace_section
+from spikeforge.bench import publish
 from spikeforge.compiler.compile import compile as compile_network
 from spikeforge.compiler.network import Connector, LIFParameters, Network, PoissonSource, Population, Projection
 from spikeforge.sim import golden, golden_fast
@@ -420,10 +420,7 @@ def main(argv=None) -> int:
         del cn
     text = report(args, info, rows, batches, jit, load_before, os.getloadavg()[0])
     print()
-    print(text)
-    if not args.no_write:
-        replace_section(args.results, SECTION, text)
-        print(f"written to {args.results}")
+    publish(text, args.results, SECTION, write=not args.no_write)
     return 0
 
 

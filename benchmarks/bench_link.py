@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.bench import replace_section
+from spikeforge.bench import publish
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
@@ -214,10 +214,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     text = report(rows, steps, (load_before, os.getloadavg()[0]))
-    print(text)
-    if not args.no_write:
-        replace_section(args.results, SECTION, text)
-        print(f"written to {args.results}")
+    publish(text, args.results, SECTION, write=not args.no_write)
     return 0
 
 

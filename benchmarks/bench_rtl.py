@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.bench import replace_section
+from spikeforge.bench import publish
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
 from spikeforge.sim import cycle_model
@@ -151,10 +151,7 @@ def main(argv=None) -> int:
                   "(see the load average), so absolute speeds are lower bounds; ratios between simulators "
                   "measured in the same run are comparable."]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        replace_section(args.results, SECTION, text)
-        print(f"written to {args.results}")
+    publish(text, args.results, SECTION, write=not args.no_write)
     return 0
 
 

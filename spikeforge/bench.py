@@ -115,6 +115,15 @@ def replace_section(path: Path, heading: str, text: str) -> None:
     path.write_text(new)
 
 
+def publish(text: str, results: Path, heading: str, write: bool = True) -> None:
+    """What every benchmark script does with its section: print it, and (unless ``--no-write``) put it
+    into the ``--results`` file in place of the old section of that heading."""
+    print(text)
+    if write:
+        replace_section(results, heading, text)
+        print(f"written to {results}")
+
+
 def _version(module: str) -> str | None:
     try:
         from importlib.metadata import version
