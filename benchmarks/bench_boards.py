@@ -42,7 +42,7 @@ from spikeforge.boards.capacity import (  # noqa: E402
 )
 from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
 from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
-from spikeforge.boards.flow import smallest_link_estimate  # noqa: E402
+from spikeforge.boards.flow import smallest_link_estimate, top_path  # noqa: E402
 from spikeforge.boards.top import design_factory  # noqa: E402
 from spikeforge.boards.pll import solve  # noqa: E402
 from spikeforge.boards.report import resources_from_build  # noqa: E402
@@ -64,11 +64,6 @@ def runtime_top(board) -> str:
     """The host link a runtime bitstream gets on ``board`` (what ``--top auto`` picks): the protocol
     link where it fits beside a core, else the bus bridge."""
     return "link" if smallest_link_estimate(board, LINK_TOP).fits else "bridge"
-
-
-def qualified(top: str) -> str:
-    factory = design_factory(top)
-    return f"{factory.__module__}.{factory.__qualname__}"
 
 
 def lanes_for(board, stdp: bool, n: int) -> int:
@@ -118,7 +113,7 @@ def build_config(board, config: CoreConfig, top: str) -> dict:
     try:
         res = build_bitstream(board, pll, lambda: factory([config], pll.achieved_hz, 1_000_000),
                               {"config": config.to_dict(), "mode": "runtime", "baud": 1_000_000,
-                               "top": qualified(top)})
+                               "top": top_path(top)})
     except BuildError as exc:
         return {"ok": False, "error": str(exc).splitlines()[0], "seconds": time.monotonic() - t0}
     clock = res.design_clock(pll.achieved_hz)
@@ -158,7 +153,7 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
     row = {"board": board.name, "title": board.title, "part": board.part, "family": board.family, "top": top}
     can_build = board.open_toolchain and not estimate_only
     for stdp in (False, True):
-        config, est = largest(board, stdp, exact=board.open_toolchain and census, top=qualified(top))
+        config, est = largest(board, stdp, exact=board.open_toolchain and census, top=top_path(top))
         key = "stdp" if stdp else "plain"
         entry = {"config": config.to_dict() if config else None,
                  "estimate": est.to_dict() if est is not None else None}
@@ -184,7 +179,7 @@ def run_board(name: str, estimate_only: bool, census: bool = True) -> dict:
     if goal:
         n = goal["neurons"]
         config = config_for(board, n, 0, goal["stdp"])
-        est = estimate(config, board, exact=board.open_toolchain and census, top=qualified(top))
+        est = estimate(config, board, exact=board.open_toolchain and census, top=top_path(top))
         entry = {"config": config.to_dict(), "estimate": est.to_dict(), "synapses": n * n, **goal}
         if can_build:
             print(f"[{name}] building the goal core N={n}, STDP={goal['stdp']}", flush=True)

@@ -139,8 +139,7 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
     if options.standalone:
         stimulus = first.input_raster(options.stimulus_steps, options.input_seed)
     else:
-        factory = design_factory(options.top)
-        top = f"{factory.__module__}.{factory.__qualname__}"
+        top = top_path(options.top)
     for lanes in candidates:
         compiled = first if lanes == first.config.lanes else compile_network(network, lanes=lanes, warn=False, **widths)
         rom = None
@@ -314,9 +313,8 @@ def _open_toolchain(board, pll, compiled, choice, options, out_dir, progress, ro
         fields = {"mode": "standalone", "config": config.to_dict(), "rom_depth": depth, "baud": options.baud,
                   "placeholder_seed": _placeholder_seed(config, depth)}
     else:
-        factory = design_factory(options.top)
         fields = {"mode": "runtime", "config": config.to_dict(), "baud": options.baud,
-                  "top": f"{factory.__module__}.{factory.__qualname__}"}
+                  "top": top_path(options.top)}
     holder = {}
 
     def make():
@@ -368,9 +366,15 @@ def _open_toolchain(board, pll, compiled, choice, options, out_dir, progress, ro
     return build, bitstream
 
 
-def link_name_of_factory(top: str) -> str:
+def top_path(top: str) -> str:
+    """The qualified class name of the runtime top level ``top`` (auto, link, bridge, interim): how
+    capacity estimates, calibration samples and bitstream cache keys name it."""
     factory = design_factory(top)
-    return getattr(factory, "LINK_NAME", None) or f"{factory.__module__}.{factory.__qualname__}"
+    return f"{factory.__module__}.{factory.__qualname__}"
+
+
+def link_name_of_factory(top: str) -> str:
+    return getattr(design_factory(top), "LINK_NAME", None) or top_path(top)
 
 
 def _timing(build: BuildResult, pll: PllSolution) -> dict:

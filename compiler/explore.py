@@ -272,11 +272,7 @@ class Explorer:
 
     def _resources(self, compiled: CompiledNetwork) -> dict:
         from spikeforge.boards.capacity import estimate
-        from spikeforge.boards.top import design_factory
-
-        def qualified(name: str) -> str:
-            factory = design_factory(name)
-            return f"{factory.__module__}.{factory.__qualname__}"
+        from spikeforge.boards.flow import top_path
 
         config = compiled.config
         out: dict = {}
@@ -286,12 +282,12 @@ class Explorer:
             # the others: the placement rules, enough to say whether the core fits them
             exact = board is self.board and self.options.census and board.open_toolchain
             if self.options.top == "auto":  # as `spikeforge compile`: the link if it fits, else the bus bridge
-                est = estimate(config, board, exact=exact, top=qualified("link"))
+                est = estimate(config, board, exact=exact, top=top_path("link"))
                 if not est.fits:
-                    bridged = estimate(config, board, exact=exact, top=qualified("bridge"))
+                    bridged = estimate(config, board, exact=exact, top=top_path("bridge"))
                     est = bridged if bridged.fits else est
             else:
-                est = estimate(config, board, exact=exact, top=qualified(self.options.top))
+                est = estimate(config, board, exact=exact, top=top_path(self.options.top))
             out[f"fits_{board.name}"] = est.fits
             if board is self.board:
                 primary = est
