@@ -219,11 +219,14 @@ class BridgeLink:
         command.spikes = spikes
 
     # ---- public operations -----------------------------------------------------------------------
+    @staticmethod
+    def _writes(region: int, address: int, words) -> list[_Command]:
+        return [_Command(B.encode_bus(True, region, address + i, int(w)), "bus")
+                for i, w in enumerate(np.asarray(words, dtype=np.int64).ravel())]
+
     def write(self, region: int, address: int, words) -> None:
         """Bus writes of ``words`` (uint32) to ``address`` ... of ``region``."""
-        words = np.asarray(words, dtype=np.int64).ravel()
-        self._execute([_Command(B.encode_bus(True, region, address + i, int(w)), "bus")
-                       for i, w in enumerate(words)])
+        self._execute(self._writes(region, address, words))
 
     def read(self, region: int, address: int, count: int) -> np.ndarray:
         """``count`` words from ``address`` ... of ``region`` as uint32."""
@@ -240,8 +243,7 @@ class BridgeLink:
         for j, indices in enumerate(inputs):
             if current_writes is not None and current_writes[j]:
                 for region, address, words in current_writes[j]:
-                    commands += [_Command(B.encode_bus(True, region, address + i, int(w)), "bus")
-                                 for i, w in enumerate(np.asarray(words, dtype=np.int64).ravel())]
+                    commands += self._writes(region, address, words)
             indices = [int(i) for i in indices]
             if len(indices) > B.MAX_SPIKE_COUNT:
                 raise ValueError(f"{len(indices)} input spikes in one step: the bridge counts at most "

@@ -14,8 +14,7 @@ checked against the core's MAGIC and CONFIG_HASH before anything else happens.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +24,7 @@ from spikeforge.core.image import CoreImage
 from spikeforge.core.memory_map import MAGIC, ControlReg, Region, config_hash_word, image_writes
 from spikeforge.host.bridge_link import BridgeError, BridgeLink
 from spikeforge.host.core_memory import CoreMemory
-from spikeforge.host.virtual_board import VirtualBoard
+from spikeforge.host.virtual_board import StepSlots, VirtualBoard
 
 #: the regions RESET STATE clears (with STEP = 0); parameters, weights and LEARNING stay
 _STATE_REGIONS = (Region.NEURON_STATE, Region.X_TRACE, Region.RING)
@@ -43,14 +42,11 @@ def _blocks(writes):
 
 
 @dataclass
-class RemoteCoreLink:
+class RemoteCoreLink(StepSlots):
     """``CoreLink``'s operations (host/virtual_board.py) on a core behind a bus bridge."""
 
     bridge: BridgeLink
     config: CoreConfig
-    inputs: dict = field(default_factory=dict)
-    currents: dict = field(default_factory=dict)
-    history: OrderedDict = field(default_factory=OrderedDict)
 
     def __post_init__(self):
         # only for access checks and the host-held CURRENT_IN slot: never the core's memory
@@ -70,11 +66,6 @@ class RemoteCoreLink:
     @property
     def step(self) -> int:
         return self._step
-
-    def clear_steps(self) -> None:
-        self.inputs.clear()
-        self.currents.clear()
-        self.history.clear()
 
     def validate(self) -> None:
         """The core runs whatever it holds (as the RTL link does): nothing to check here."""

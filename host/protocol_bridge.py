@@ -113,5 +113,4 @@ class Serial(DeviceSerial):
         except Exception:
             line.close()
             raise
-        board.line = line
         return board, None

@@ -59,10 +59,24 @@ def _engine(name: str):
 
 
 @dataclass
-class CoreLink:
-    """The link-side state of one core -- the inputs of coming steps, recent spikes -- and the
-    operations the protocol needs from the core. This one runs a golden model in this process;
-    ``spikeforge.host.bridged_board.RemoteCoreLink`` does the same with a core on a board.
+class StepSlots:
+    """What the link keeps per core besides the core itself: inputs of coming steps, recent spikes."""
+
+    inputs: dict[int, np.ndarray] = field(default_factory=dict, kw_only=True)  # step -> (A,) bool
+    currents: dict[int, np.ndarray] = field(default_factory=dict, kw_only=True)  # step -> (K,) int64
+    history: OrderedDict = field(default_factory=OrderedDict, kw_only=True)  # step -> (N,) bool
+
+    def clear_steps(self) -> None:
+        self.inputs.clear()
+        self.currents.clear()
+        self.history.clear()
+
+
+@dataclass
+class CoreLink(StepSlots):
+    """The link-side state of one core (StepSlots) and the operations the protocol needs from the
+    core. This one runs a golden model in this process; ``spikeforge.host.bridged_board.RemoteCoreLink``
+    does the same with a core on a board.
 
     While the core runs, its state lives in a GoldenCore (``engine``), built once from the memory and
     kept between RUNs; the memory's CoreImage is brought up to date only when the bus reads or writes
@@ -70,9 +84,6 @@ class CoreLink:
 
     memory: CoreMemory
     advance_engine: Callable = None  # (GoldenCore, inputs, currents) -> spikes
-    inputs: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (A,) bool
-    currents: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (K,) int64
-    history: OrderedDict = field(default_factory=OrderedDict)  # step -> (N,) bool
     engine: GoldenCore | None = None
     stale: bool = False  # the memory's image lags the engine
 
@@ -100,11 +111,6 @@ class CoreLink:
     @property
     def step(self) -> int:
         return int(self.engine.step_count[0]) if self.stale else int(self.memory.image.step)
-
-    def clear_steps(self) -> None:
-        self.inputs.clear()
-        self.currents.clear()
-        self.history.clear()
 
     # ---- what the protocol asks of a core ----------------------------------------------------------
     def validate(self) -> None:
