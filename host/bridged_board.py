@@ -24,21 +24,11 @@ from spikeforge.core.image import CoreImage
 from spikeforge.core.memory_map import MAGIC, ControlReg, Region, config_hash_word, image_writes
 from spikeforge.host.bridge_link import BridgeError, BridgeLink
 from spikeforge.host.core_memory import CoreMemory
+from spikeforge.host.transfer import write_blocks
 from spikeforge.host.virtual_board import StepSlots, VirtualBoard
 
 #: the regions RESET STATE clears (with STEP = 0); parameters, weights and LEARNING stay
 _STATE_REGIONS = (Region.NEURON_STATE, Region.X_TRACE, Region.RING)
-
-
-def _blocks(writes):
-    """Group (region, address, word) writes into (region, first address, words) runs."""
-    out: list[tuple[int, int, list[int]]] = []
-    for region, address, word in writes:
-        if out and out[-1][0] == region and out[-1][1] + len(out[-1][2]) == address:
-            out[-1][2].append(word)
-        else:
-            out.append((region, address, [word]))
-    return out
 
 
 @dataclass
@@ -106,7 +96,7 @@ class RemoteCoreLink(StepSlots):
             writes.append((Region.CONTROL, ControlReg.STEP, 0))
         else:
             writes = list(image_writes(blank))
-        for region, address, words in _blocks(writes):
+        for region, address, words in write_blocks(writes, P.MAX_WORDS):
             self.write(region, address, np.array(words, dtype=np.int64))
 
 

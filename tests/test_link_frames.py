@@ -19,10 +19,11 @@ from link_wire import Wire, normal_frame  # noqa: E402
 
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
-from spikeforge.core.memory_map import ControlReg, Region, image_writes
+from spikeforge.core.memory_map import ControlReg, Region
 from spikeforge.core.protocol import Err, Op
 from spikeforge.core.random_image import random_image
 from spikeforge.host.rtl_device import CocotbLinkDevice, RtlLinkDevice
+from spikeforge.host.transfer import image_write_blocks
 from spikeforge.host.virtual_board import VirtualBoard
 
 CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=2, n_profiles=2, max_delay=2, stdp=True,
@@ -54,14 +55,7 @@ def _golden():
 
 def _load_frames(image):
     """WRITE frames (of at most MAX_WORDS words of one region) that load ``image``."""
-    runs, cur = [], None
-    for region, addr, word in image_writes(image):
-        if cur and cur[0] == region and cur[1] + len(cur[2]) == addr and len(cur[2]) < MAX_WORDS:
-            cur[2].append(word)
-        else:
-            cur = [region, addr, [word]]
-            runs.append(cur)
-    return [(Op.WRITE, 0, P.encode_write(r, a, w)) for r, a, w in runs]
+    return [(Op.WRITE, 0, P.encode_write(r, a, w)) for r, a, w in image_write_blocks(image, MAX_WORDS)]
 
 
 def test_identify_ping_and_unknown_opcodes(rtl):

@@ -18,10 +18,10 @@ from link_wire import Wire, normal_frame  # noqa: E402
 
 from spikeforge.core import protocol as P
 from spikeforge.core.config import CoreConfig
-from spikeforge.core.memory_map import image_writes
 from spikeforge.core.protocol import Err, Op
 from spikeforge.core.random_image import random_image
 from spikeforge.host.rtl_device import RtlLinkDevice
+from spikeforge.host.transfer import image_write_blocks
 from spikeforge.host.virtual_board import VirtualBoard
 
 CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=2, n_profiles=2, max_delay=2)
@@ -57,14 +57,7 @@ def _not_late(normal):
 
 
 def _load(wire, image):
-    runs, cur = [], None
-    for region, addr, word in image_writes(image):
-        if cur and cur[0] == region and cur[1] + len(cur[2]) == addr and len(cur[2]) < MAX_WORDS:
-            cur[2].append(word)
-        else:
-            cur = [region, addr, [word]]
-            runs.append(cur)
-    for r, a, w in runs:
+    for r, a, w in image_write_blocks(image, MAX_WORDS):
         (reply,) = wire.send(Op.WRITE, 0, P.encode_write(r, a, w))
         assert reply.opcode == P.ack(Op.WRITE)
 
