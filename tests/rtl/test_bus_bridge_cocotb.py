@@ -4,6 +4,9 @@ the Verilog an iCEBreaker bitstream is built from. The network must come back ex
 model runs it: spikes of every step, learned weights, membrane state; RESET and LEARNING act on the
 core; a wrong CoreConfig and damaged bytes on the line are handled as documented."""
 
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 import yaml
@@ -13,7 +16,7 @@ from spikeforge.core import bridge_protocol as B
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
 from spikeforge.core.memory_map import Region
-from spikeforge.core.random_image import random_image, random_inputs
+from spikeforge.core.random_image import random_image
 from spikeforge.host.board import Board
 from spikeforge.host.bridge_link import BridgeError, BridgeLink
 from spikeforge.host.bridged_board import BridgedBoard
@@ -23,8 +26,8 @@ from spikeforge.host.protocol_bridge import simulated_bridge_port
 from spikeforge.host.wire import LinkFaults
 from spikeforge.sim.golden import GoldenCore
 
-CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=1, n_profiles=1, max_delay=2, stdp=True,
-                    adaptive_threshold=True)
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from learning_case import CONFIG, learning_case  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +37,8 @@ def config_file(tmp_path_factory):
     return path
 
 
-def _learning_case(steps=8):
-    image = random_image(CONFIG, 2)  # a seed whose network spikes and learns within a few steps
-    image.learning = True
-    inputs, currents = random_inputs(CONFIG, steps, 3, rate=0.4)
-    golden = GoldenCore(image.copy())
-    want = golden.run(inputs, currents=currents).spikes
-    return image, inputs, currents, want, golden.images()
-
-
 def test_board_through_the_bridge_verilog_is_exactly_the_golden_model(config_file):
-    image, inputs, currents, want, want_image = _learning_case()
+    image, inputs, currents, want, want_image = learning_case(8)
     with Board(f"bridge://verilator?config={config_file}&timeout=60", timeout=60.0, retries=1) as board:
         assert board.config(0) == CONFIG and board.info.name == "bus-bridge"
         board.load(image, verify=True)
@@ -71,7 +65,7 @@ def test_board_through_the_bridge_verilog_is_exactly_the_golden_model(config_fil
 def test_commands_damaged_on_the_way_to_the_board_are_resent_and_change_nothing_twice():
     """0.5 % of the bytes to the board are corrupted: every damaged command is NAKed (or times out),
     resent, nothing runs twice, and the run is still exactly the golden model's."""
-    image, inputs, currents, want, want_image = _learning_case(steps=10)
+    image, inputs, currents, want, want_image = learning_case(steps=10)
     line = simulated_bridge_port(CONFIG, "verilator")
     line.faults_out = LinkFaults(corrupt_rate=0.005, seed=4)
     bridge = BridgeLink(line, timeout=1.0, retries=20)  # the simulation answers within feed()

@@ -7,6 +7,7 @@ And ``spikeforge board emulate --rtl`` serves that device on a real pseudo-termi
 this one is fast enough for the default suite. Icarus does not run the link yet: docs/link-rtl.md.)
 """
 
+import pathlib
 import subprocess
 import sys
 
@@ -14,7 +15,6 @@ import numpy as np
 import yaml
 from typer.testing import CliRunner
 
-from spikeforge.core.config import CoreConfig
 from spikeforge.core.random_image import random_image, random_inputs
 from spikeforge.host.board import Board
 from spikeforge.host.cli_board import board_app
@@ -22,18 +22,13 @@ from spikeforge.host.loopback import DeviceSerial
 from spikeforge.host.rtl_device import CocotbLinkDevice
 from spikeforge.sim.golden import GoldenCore
 
-CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=1, n_profiles=1, max_delay=2, stdp=True,
-                    adaptive_threshold=True)
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from learning_case import CONFIG, learning_case  # noqa: E402
 
 
 def test_board_on_the_verilog_link_is_exactly_the_golden_model():
-    image = random_image(CONFIG, 2)  # a seed whose network spikes and learns in 6 steps
-    image.learning = True
     steps = 6
-    inputs, currents = random_inputs(CONFIG, steps, 3, rate=0.4)
-    golden = GoldenCore(image.copy())
-    want = golden.run(inputs, currents=currents).spikes
-    want_image = golden.images()
+    image, inputs, currents, want, want_image = learning_case(steps)
 
     device = CocotbLinkDevice([CONFIG], slots=4, max_words=32, divisor=4, simulator="verilator", timeout=600)
     with Board(DeviceSerial(device, own_device=True), timeout=60.0, retries=1) as board:

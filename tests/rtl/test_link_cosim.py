@@ -6,30 +6,24 @@ simulator, divisor 4 clocks per bit). The network must come back exactly as the 
 it: the spikes of every step and the learned (STDP) weights.
 """
 
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
-from spikeforge.core.config import CoreConfig
-from spikeforge.core.random_image import random_image, random_inputs
 from spikeforge.host.board import Board
 from spikeforge.host.loopback import DeviceSerial
 from spikeforge.host.rtl_device import RtlLinkDevice
-from spikeforge.sim.golden import GoldenCore
 
-CONFIG = CoreConfig(n_neurons=4, n_inputs=4, n_current_inputs=1, n_profiles=1, max_delay=2, stdp=True,
-                    adaptive_threshold=True)
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from learning_case import CONFIG, learning_case  # noqa: E402
 
 
 @pytest.mark.slow  # about 4 minutes: the Amaranth simulator runs ~3k cycles/s
 def test_board_loads_runs_and_reads_back_exactly_the_golden_model():
-    image = random_image(CONFIG, 2)  # a seed whose network spikes and learns in 6 steps
-    image.learning = True
     steps = 6
-    inputs, currents = random_inputs(CONFIG, steps, 3, rate=0.4)
-
-    golden = GoldenCore(image.copy())
-    want = golden.run(inputs, currents=currents).spikes
-    want_image = golden.images()
+    image, inputs, currents, want, want_image = learning_case(steps)
 
     device = RtlLinkDevice([CONFIG], slots=4, max_words=32, divisor=4)
     with Board(DeviceSerial(device, own_device=True), timeout=30.0, retries=1) as board:
