@@ -12,7 +12,9 @@ from spikeforge.demos.place.module import (
     UP5K_SPRAM_BITS, ModuleError, ModuleParameters, compile_module, encode, frozen, input_rates,
 )
 from spikeforge.demos.place.runners import BoardRunner, GoldenRunner
-from spikeforge.demos.place.training import ModuleSpec, epoch_inputs, initial_image, module_specs, train
+from spikeforge.demos.place.training import (
+    ModuleSpec, epoch_inputs, initial_image, module_specs, normalise_weights, train,
+)
 
 #: A short schedule of the real module (same CoreConfig, fewer steps) so tests run in seconds.
 SHORT = ModuleParameters(present_steps=60, train_rest_steps=10, infer_present_steps=40, rest_steps=10)
@@ -89,24 +91,70 @@ def test_batched_training_equals_module_by_module():
 
 def test_training_on_the_virtual_board_learns_the_golden_weights():
     """Two modules on a 2-core virtual board (lock-step, over the UART protocol) end training with
-    exactly the golden model's images -- weights, thresholds, traces, everything."""
+    exactly the golden model's images -- weights, thresholds, traces, everything -- including the
+    host's weight normalisation between the runs of ``norm_every`` images (here 2 runs per epoch)."""
     from spikeforge.demos.place.deploy import virtual_board
 
     ds = tiny_dataset()
+    params = SHORT.replace(norm_every=2)
     specs = module_specs(ds, [1])  # calibration module and test module
-    start = [initial_image(s, SHORT) for s in specs]
-    golden, log = train(specs, ds, SHORT, 1, GoldenRunner())
+    start = [initial_image(s, params) for s in specs]
+    golden, log = train(specs, ds, params, 1, GoldenRunner())
     assert min(log.spikes_per_image[0]) > 0
     a, n = SHORT.n_inputs, SHORT.n_neurons
     for s0, g in zip(start, golden):  # learning happened: plastic weights and thresholds moved
         assert not np.array_equal(s0.weights[:a, :n], g.weights[:a, :n]) and g.adapt.any()
     board = virtual_board(start)
     try:
-        on_board, _ = train(specs, ds, SHORT, 1, BoardRunner(board))
+        on_board, _ = train(specs, ds, params, 1, BoardRunner(board))
     finally:
         board.close()
     for g, b in zip(golden, on_board):
         assert g.differences(b) == []
+
+
+def test_weight_normalisation_sets_every_column_sum_and_keeps_the_template():
+    img = initial_image(ModuleSpec((0, 1), 1), SHORT)
+    a, n, w_max = SHORT.n_inputs, SHORT.n_neurons, int(img.stdp["w_max"])
+    rng = np.random.default_rng(3)
+    img.weights[:a, :n] = rng.integers(0, w_max // 3, (a, n))
+    img.weights[:a, 0] = 0                                   # a column with nothing to scale
+    out = normalise_weights(img, SHORT)
+    w = out.weights[:a, :n]
+    target = round(SHORT.weight_norm * w_max * a)
+    sums = w.sum(axis=0)
+    assert sums[0] == 0 and np.all(np.abs(sums[1:] - target) <= a)   # rounding: at most 1/2 unit per weight
+    assert w.min() >= 0 and w.max() <= w_max
+    # a scaling keeps the order of a column's weights (the template), up to rounding ties
+    assert np.corrcoef(w[:, 5], img.weights[:a, 5])[0, 1] > 0.99
+    # only the plastic block changes; lateral inhibition, thresholds and state are untouched
+    assert np.array_equal(out.weights[a:], img.weights[a:]) and np.array_equal(out.adapt, img.adapt)
+    assert normalise_weights(img, SHORT.replace(weight_norm=0)) is img
+
+
+def test_training_normalises_before_every_chunk_of_norm_every_images():
+    """The runner is called once per chunk of norm_every images (4 images, norm_every 3: 3 + 1) and
+    every image it is given has normalised weights; with weight_norm = 0 an epoch is one call."""
+    ds = tiny_dataset()
+    seen = []
+
+    class Recording(GoldenRunner):
+        def run(self, images, inputs):
+            seen.append(([i.weights[:SHORT.n_inputs, :SHORT.n_neurons].sum(axis=0) for i in images],
+                         [len(x) for x in inputs]))
+            return super().run(images, inputs)
+
+    params = SHORT.replace(norm_every=3)
+    train(module_specs(ds, [2])[:1], ds, params, 1, Recording())
+    per = params.train_steps_per_image
+    assert [steps for _, steps in seen] == [[3 * per], [1 * per]]
+    w_max = int(initial_image(ModuleSpec((0, 1), 2), params).stdp["w_max"])
+    target = round(params.weight_norm * w_max * params.n_inputs)
+    for sums, _ in seen:
+        assert all(np.all(np.abs(s - target) <= params.n_inputs) for s in sums)
+    seen.clear()
+    train(module_specs(ds, [2])[:1], ds, params.replace(weight_norm=0), 1, Recording())
+    assert [steps for _, steps in seen] == [[4 * per]]
 
 
 def test_numpy_reference_and_numba_kernel_train_alike():

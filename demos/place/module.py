@@ -18,9 +18,11 @@ The module is described as a spikeforge Network in physical units (ms, mV, nA) a
   N x N block of the weight memory.
 
 What differs from the paper's Brian2 model: Diehl & Cook normalise each neuron's input weights to a
-fixed sum after every image; the core has no such operation and the host does none, so the module
-relies on what the core has -- additive STDP with weight bounds, ON/OFF inputs, the adaptive
-threshold, winner-take-all inhibition, and a silent rest after every training image.
+fixed sum before every image; the core has no such operation, so the host does it between runs of
+``norm_every`` images (``training.normalise_weights``, integer arithmetic on the image it reads back,
+so every runner still learns the same weights). Otherwise the module uses what the core has --
+additive STDP with weight bounds, ON/OFF inputs, the adaptive threshold, winner-take-all
+inhibition, and a silent rest after every training image.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class ModuleParameters:
     tau_syn_E: float = 1.0
     tau_syn_I: float = 8.0
     tau_refrac: float = 5.0
-    theta_plus: float = 0.5
+    theta_plus: float = 0.1
     # weights and learning
     w_max: float = 0.3              # nA
     w_init: float = 0.5             # initial weights uniform in [0, w_init * w_max]
@@ -86,6 +88,9 @@ class ModuleParameters:
     tau_minus: float = 20.0
     A_plus: float = 0.02
     A_minus: float = 0.01
+    # host-side weight normalisation during training (Diehl & Cook; training.normalise_weights)
+    weight_norm: float = 0.35       # each neuron's input weights sum to weight_norm * w_max * inputs; 0 = off
+    norm_every: int = 5             # images between normalisations
     # fixed-point widths
     v_bits: int = 16
     i_bits: int = 16
@@ -111,6 +116,11 @@ class ModuleParameters:
                      "w_max"):
             if getattr(self, name) <= 0:
                 raise ModuleError(f"ModuleParameters.{name} = {getattr(self, name)!r}: expected > 0")
+        if not 0.0 <= self.weight_norm <= 1.0:
+            raise ModuleError(f"ModuleParameters.weight_norm = {self.weight_norm}: expected 0 (off) .. 1 (every weight "
+                              "at w_max)")
+        if int(self.norm_every) != self.norm_every or self.norm_every < 1:
+            raise ModuleError(f"ModuleParameters.norm_every = {self.norm_every!r}: expected a whole number of images >= 1")
         if not 0.0 <= self.infer_inhibition <= 1.0:
             raise ModuleError(f"ModuleParameters.infer_inhibition = {self.infer_inhibition}: expected 0 .. 1")
         if min(self.image_shape) < 1:

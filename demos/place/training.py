@@ -2,11 +2,18 @@
 
 A module is trained on the reference images of its places: every epoch shows all of them (every
 reference traverse) in a seeded random order, each for ``present_steps`` steps of Poisson input
-followed by ``train_rest_steps`` silent steps, with learning on. One epoch is one input raster; the
-core's state (weights, adaptive thresholds, traces) carries from one epoch to the next. Nothing else
-happens between epochs -- no weight normalisation, no host-side edits -- so training is exactly
-``image = run(image, epoch_inputs(e))`` for e = 0 .. epochs - 1, and any runner (the golden model in
-batch, the virtual board, an FPGA) that executes the core's rule learns the same weights bit for bit.
+followed by ``train_rest_steps`` silent steps, with learning on. The core's state (weights,
+adaptive thresholds, traces) carries from one image to the next and from one epoch to the next.
+
+The one thing the host adds is Diehl & Cook's **weight normalisation**, which the core does not
+have: before every run of ``norm_every`` images it scales each neuron's plastic input weights to a
+fixed sum (``normalise_weights``, integer arithmetic). So training is
+
+    for each epoch e, for each chunk c of norm_every images:  image = run(normalise(image), inputs(e, c))
+
+and any runner (the golden model in batch, the virtual board, an FPGA, which loads the image, runs
+it and reads it back) learns the same weights bit for bit. With ``weight_norm = 0`` an epoch is one
+run and nothing happens between runs.
 
 Seeds: the member seed of an ensemble and the module's first place give the module's seed
 (``ModuleSpec.module_seed``); it draws the initial weights, the presentation order and the Poisson
@@ -72,6 +79,28 @@ def epoch_inputs(spec: ModuleSpec, dataset: PlaceDataset, params: ModuleParamete
     return encode(images[order], params, [spec.module_seed, int(epoch), 2], training=True)
 
 
+def normalise_weights(image: CoreImage, params: ModuleParameters) -> CoreImage:
+    """Diehl & Cook's weight normalisation on the host: every neuron's plastic input weights (its
+    column of the inputs -> neurons block) are scaled to sum to T = rnd(weight_norm * w_max * A)
+    weight units: w' = floor(w T / s + 1/2) with s the column's sum, clamped to [0, w_max]; a column
+    that sums to 0 stays 0. Integers only, so every runner's host step is the same.
+
+    Why: additive STDP with A+ > A- potentiates every input that is active when the neuron fires, so
+    without it a neuron's weights drift up to w_max together and its template fades, and the random
+    initial weights stay in the template as noise (docs/place-recognition.md, section 3)."""
+    if params.weight_norm <= 0:
+        return image
+    a, n = params.n_inputs, params.n_neurons
+    w_max = int(image.stdp["w_max"])
+    target = int(round(params.weight_norm * w_max * a))
+    out = image.copy()
+    w = np.asarray(out.weights[:a, :n], dtype=np.int64)
+    total = w.sum(axis=0)
+    scale = np.maximum(total, 1)
+    out.weights[:a, :n] = np.where(total > 0, np.clip((2 * w * target + scale) // (2 * scale), 0, w_max), 0)
+    return out.validate()
+
+
 def epoch_steps(spec: ModuleSpec, dataset: PlaceDataset, params: ModuleParameters) -> int:
     return len(spec.places) * dataset.n_traverses * params.train_steps_per_image
 
@@ -96,8 +125,10 @@ def train(
 ) -> tuple[list[CoreImage], TrainingLog]:
     """Train every module of ``specs`` for ``epochs`` epochs; return the final images and a log.
 
-    All modules advance one epoch per runner call (the golden runner batches them). ``images``
-    continues from given images instead of the compiled initial ones."""
+    All modules advance together, one chunk of ``norm_every`` images per runner call (the golden
+    runner batches them), the host normalising the weights before each chunk (``normalise_weights``);
+    with ``weight_norm = 0`` one call runs a whole epoch. ``images`` continues from given images
+    instead of the compiled initial ones."""
     if epochs < 0:
         raise ValueError(f"epochs = {epochs}: expected >= 0")
     specs = list(specs)
@@ -120,13 +151,21 @@ def train(
         active_row = [0] * len(specs)
         for length, members in groups.items():
             inputs = [epoch_inputs(specs[k], dataset, params, epoch) for k in members]
-            finals, spikes = runner.run([current[k] for k in members], inputs)
-            for k, img, raster in zip(members, finals, spikes):
-                current[k] = img
-                n_img = len(specs[k].places) * dataset.n_traverses
-                counts = presentation_counts(raster, params, n_img, training=True)
-                spikes_row[k] = float(counts.sum(axis=1).mean())
-                active_row[k] = int((counts.sum(axis=0) > 0).sum())
+            n_img = length // params.train_steps_per_image
+            chunk = int(params.norm_every) if params.weight_norm > 0 else n_img
+            per = chunk * params.train_steps_per_image
+            counts = [[] for _ in members]
+            for start in range(0, length, per):
+                finals, spikes = runner.run([normalise_weights(current[k], params) for k in members],
+                                            [x[start:start + per] for x in inputs])
+                for j, (k, img, raster) in enumerate(zip(members, finals, spikes)):
+                    current[k] = img
+                    counts[j].append(presentation_counts(raster, params, len(raster) // params.train_steps_per_image,
+                                                         training=True))
+            for j, k in enumerate(members):
+                c = np.concatenate(counts[j])
+                spikes_row[k] = float(c.sum(axis=1).mean())
+                active_row[k] = int((c.sum(axis=0) > 0).sum())
             done += len(members)
             if progress:
                 progress(done, total)
