@@ -154,18 +154,17 @@ def train(
             n_img = length // params.train_steps_per_image
             chunk = int(params.norm_every) if params.weight_norm > 0 else n_img
             per = chunk * params.train_steps_per_image
-            counts = [[] for _ in members]
+            rasters = [[] for _ in members]
             for start in range(0, length, per):
                 finals, spikes = runner.run([normalise_weights(current[k], params) for k in members],
                                             [x[start:start + per] for x in inputs])
                 for j, (k, img, raster) in enumerate(zip(members, finals, spikes)):
                     current[k] = img
-                    counts[j].append(presentation_counts(raster, params, len(raster) // params.train_steps_per_image,
-                                                         training=True))
+                    rasters[j].append(raster)
             for j, k in enumerate(members):
-                c = np.concatenate(counts[j])
-                spikes_row[k] = float(c.sum(axis=1).mean())
-                active_row[k] = int((c.sum(axis=0) > 0).sum())
+                counts = presentation_counts(np.concatenate(rasters[j]), params, n_img, training=True)
+                spikes_row[k] = float(counts.sum(axis=1).mean())
+                active_row[k] = int((counts.sum(axis=0) > 0).sum())
             done += len(members)
             if progress:
                 progress(done, total)
