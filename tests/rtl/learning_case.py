@@ -2,6 +2,8 @@
 core with every feature that touches the bus (analog input, delays, STDP, adaptive threshold) and a
 seed whose network spikes and learns within a few steps, with the golden model's answer."""
 
+import numpy as np
+
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.random_image import random_image, random_inputs
 from spikeforge.sim.golden import GoldenCore
@@ -18,3 +20,19 @@ def learning_case(steps: int = 6):
     golden = GoldenCore(image.copy())
     want = golden.run(inputs, currents=currents).spikes
     return image, inputs, currents, want, golden.images()
+
+
+STATE_FIELDS = ("weights", "v", "ie", "ii", "refrac_count", "adapt", "x_trace", "y_trace", "ring")
+
+
+def assert_run_is_golden(case, record, back):
+    """The board's run of ``learning_case`` (its spike ``record`` and the image read ``back``) is the
+    golden model's, exactly: spikes, every state field, and the step; and the case itself spiked and
+    learned (else the comparison proves nothing)."""
+    image, inputs, _, want, want_image = case
+    assert want.any(), "the test network must spike, else it proves nothing"
+    assert (want_image.weights != image.weights).any(), "STDP must have changed weights"
+    np.testing.assert_array_equal(record.spikes, want)
+    for name in STATE_FIELDS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(want_image, name), err_msg=name)
+    assert back.step == want_image.step == image.step + len(inputs)
