@@ -89,14 +89,18 @@ def test_spinnaker_mapping_of_two_modules(tiny_ensemble, tmp_path):
 @pytest.mark.slow
 def test_default_demo_with_shipped_weights(tmp_path):
     """What `spikeforge demo place` does by default, with its contract on metrics.json."""
-    res = run_demo(DemoOptions(out=tmp_path, scaling=True, board_cores=2), log=lambda s: None)
+    res = run_demo(DemoOptions(out=tmp_path, scaling=True, board_cores=2, limits=True), log=lambda s: None)
     m = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("recall_at_1", "pr_auc"):
         assert set(m[key]) == {"snn_ensemble", "snn_single", "snn_no_regularisation", "sad"}
     assert isinstance(m["places"], int) and isinstance(m["modules"], int)
     assert m["checks"]["virtual_board"]["equal_to_golden"]
     assert m["recall_at_1"]["snn_ensemble"] > 10 / m["places"]
-    for f in ("pr_curves.png", "distance_matrices.png", "example_matches.png"):
+    # the limits analysis: exact templates with no spikes are at SAD's level, the modules below it
+    lim = m["limits"]
+    assert lim["noise_free"]["sad"] == m["recall_at_1"]["sad"]
+    assert lim["exact_templates"]["integrate_and_fire"]["standard"] < lim["noise_free"]["templates_per_image"]
+    for f in ("pr_curves.png", "distance_matrices.png", "example_matches.png", "limits.png"):
         assert (tmp_path / f).stat().st_size > 1000
     assert res.metrics["throughput"]["scaling"]["r2"] > 0.9
 

@@ -66,6 +66,15 @@ def print_table(metrics: dict) -> None:
                       f"{s['images']} images, intercept {s['intercept_s'] * 1e3:.0f} ms, R^2 {s['r2']:.3f}")
     for name, check in metrics.get("checks", {}).items():
         console.print(f"{name}: {check}")
+    if "limits" in metrics:
+        from spikeforge.demos.place.limits import rows
+
+        lim = Table(title="Where the SNN loses against SAD (test split, Recall@1)")
+        for col in ("stage", "matcher", "R@1", "note"):
+            lim.add_column(col, justify="right" if col == "R@1" else "left")
+        for stage, label, value, note in rows(metrics["limits"]):
+            lim.add_row(stage, label, f"{value:.3f}", note)
+        console.print(lim)
 
 
 def place_command(
@@ -91,6 +100,9 @@ def place_command(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the golden model."),
     no_scaling: bool = typer.Option(False, "--no-scaling", help="Skip measuring cost against the number of modules."),
     seed: int = typer.Option(7, "--seed", help="Seed of the inference Poisson spikes."),
+    limits: bool = typer.Option(False, "--limits",
+                                help="Also measure where the SNN loses against SAD (exact-template modules; "
+                                     "docs/place-recognition.md section 7.1); writes limits.png."),
 ):
     """Visual place recognition with ensembles of compact, region-specific SNN modules (VPRSNN),
     each module one neuron core learning with the core's own STDP. Default: the built-in synthetic
@@ -109,7 +121,7 @@ def place_command(
                        weights_out=weights_out, members=members, epochs=epochs,
                        calibration_places=calibration_places, test_places=test_places,
                        places_per_module=places_per_module, skip=skip, board_cores=board_cores,
-                       spinnaker=spinnaker, scaling=not no_scaling, seed=seed)
+                       spinnaker=spinnaker, scaling=not no_scaling, limits=limits, seed=seed)
     try:
         result = run_demo(opts, progress=_progress_factory(console.is_terminal or bool(os.environ.get("SPIKEFORGE_PROGRESS"))),
                           log=console.print)

@@ -53,6 +53,7 @@ class DemoOptions:
     board_cores: int = 0
     spinnaker: bool = False
     scaling: bool = True
+    limits: bool = False
     seed: int = 7
 
 
@@ -170,6 +171,13 @@ def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Ca
             checks["spinnaker"] = spinnaker_check(ensemble, dataset, opts.out)
             cb(1, 1)
 
+    limits = None
+    if opts.limits:
+        from spikeforge.demos.place.limits import LimitsOptions, analyse
+
+        with bar("limits analysis (exact-template modules)") as cb:
+            limits = analyse(ensemble, dataset, LimitsOptions(seed=opts.seed), progress=cb)
+
     # extra baselines for context: SAD against each reference traverse alone
     test = ev.test_places
     sad_single = {name: metrics.summary(-metrics.sad_distances(dataset.query[test], dataset.reference[t:t + 1, test])
@@ -199,6 +207,8 @@ def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Ca
         "checks": checks,
         "seconds": None,
     }
+    if limits is not None:
+        result["limits"] = limits
     files = [
         plots.pr_curves(ev.scores, opts.out / "pr_curves.png"),
         plots.distance_matrices(ev.scores, opts.out / "distance_matrices.png"),
@@ -207,6 +217,10 @@ def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Ca
         plots.benchmark_examples(dataset, opts.out / "data_examples.png",
                                  places=tuple(int(p) for p in test[:4])),
     ]
+    if limits is not None:
+        from spikeforge.demos.place.limits import rows
+
+        files.append(plots.limits_chart(rows(limits), limits["noise_free"]["sad"], opts.out / "limits.png"))
     result["seconds"] = time.perf_counter() - t_start
     (opts.out / "metrics.json").write_text(json.dumps(result, indent=2, default=_jsonable))
     files.append(opts.out / "metrics.json")

@@ -124,3 +124,28 @@ def benchmark_examples(dataset: PlaceDataset, path: Path, places=(0, 1, 2, 3)) -
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def limits_chart(rows: list[tuple[str, str, float, str]], sad: float, path: Path) -> Path:
+    """Recall@1 of every step of the limits analysis (demos/place/limits.py), by stage; SAD as a line."""
+    plt = _plt()
+    stages = list(dict.fromkeys(r[0] for r in rows))
+    colours = {st: c for st, c in zip(stages, ("0.55", "tab:green", "tab:blue", "tab:orange", "tab:red"))}
+    fig, ax = plt.subplots(figsize=(8.0, 0.3 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r[2] for r in rows], color=[colours[r[0]] for r in rows])
+    from matplotlib.patches import Patch
+
+    line = ax.axvline(sad, color="k", ls="--", lw=1)
+    handles = [Patch(color=colours[st], label=st) for st in stages] + [line]
+    labels = [*stages, f"SAD {sad:.2f}"]
+    ax.set_yticks(y)
+    ax.set_yticklabels([r[1] for r in rows], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Recall@1, test split")
+    ax.set_title("Where the SNN loses against SAD", fontsize=9)
+    ax.legend(handles, labels, fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
