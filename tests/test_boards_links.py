@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The board-level RTL around the core, simulated in Amaranth: the UART the board tops share with the
 protocol link (hdl/uart.py), the interim host bridge that iCE40 UP5K runtime bitstreams use (the
 protocol link does not fit there next to a core), and the clock/reset top on a board platform."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Standalone mode without a board: the boot ROM format round-trips every CoreImage, and the
 standalone top (boot loader + core + stimulus player + UART spike stream), simulated in Amaranth,
 produces exactly the golden model's spikes."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The generated Verilog: ports as hdl/INTERFACE.md lists them, mutations, features that are off."""
 
 from __future__ import annotations

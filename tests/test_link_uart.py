@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """hdl/uart.py in the Amaranth simulator: 8N1 round trips at short bit times, framing errors."""
 
 import pytest
