@@ -41,11 +41,11 @@ from spikeforge.demos.place.module import ModuleParameters, input_rates
 from spikeforge.demos.place.runners import CoreRunner, GoldenRunner
 from spikeforge.demos.place.training import ModuleSpec, initial_image
 
-#: The inference settings the exact-template modules are run under (label -> description).
+#: The inference settings the exact-template modules are run under (key -> label).
 SETTINGS = {
-    "lif": "LIF, the trained modules' inference settings",
-    "lif_no_inhibition": "LIF, no lateral inhibition",
-    "integrate_and_fire": "integrate-and-fire (no leak, reset by subtraction), no inhibition",
+    "lif": "LIF as trained modules infer",
+    "lif_no_inhibition": "LIF, no inhibition",
+    "integrate_and_fire": "integrate-and-fire",
 }
 READOUTS = ("standard", "per_traverse")
 
@@ -310,10 +310,6 @@ def analyse(ensemble: TrainedEnsemble, dataset: PlaceDataset, options: LimitsOpt
 #: The stages of the analysis, in order (the first element of every row).
 STAGES = ("no spikes", "input spikes", "exact-template module", "trained modules")
 
-SETTING_LABELS = {"lif": "LIF as trained modules infer", "lif_no_inhibition": "LIF, no inhibition",
-                  "integrate_and_fire": "integrate-and-fire"}
-
-
 def rows(result: dict) -> list[tuple[str, str, float, str]]:
     """(stage, what, Recall@1, note) rows of ``analyse``'s result, in the order of the analysis."""
     nf, ins, ex, tr = result["noise_free"], result["input_spikes"], result["exact_templates"], result["trained"]
@@ -327,7 +323,7 @@ def rows(result: dict) -> list[tuple[str, str, float, str]]:
         out.append(("input spikes", label, v["mean"], f"+- {v['sd']:.3f} over {v['draws']} Poisson draws"))
     for name in SETTINGS:
         for ro in READOUTS:
-            out.append(("exact-template module", f"{SETTING_LABELS[name]}, {ro.replace('_', ' ')} readout",
+            out.append(("exact-template module", f"{SETTINGS[name]}, {ro.replace('_', ' ')} readout",
                         ex[name][ro], f"{ex[name]['mean_count']:.1f} spikes per neuron and query"))
     for which in ("single", "ensemble"):
         for ro in READOUTS:
