@@ -73,7 +73,7 @@ def test_serial_multiplier_is_exact():
 
 
 def test_boot_loader_flags_a_rom_without_magic(shipped):
-    from spikeforge.demos.blimp.boot_loader import BootLoader
+    from spikeforge.boards.boot_loader import BootLoader
 
     dut = BootLoader(shipped.config(), br.random_words(256, 3), 256)
     seen = {}

@@ -5,7 +5,8 @@ that top replays a fixed input-spike stimulus from its boot ROM. The blimp contr
 the error-dependent currents of its 24 encoders and its output is a command decoded from spikes, so
 a standalone controller must (a) take the error from outside every tick and (b) do the host's
 encoding and decoding itself. ``standalone_top.BlimpControllerTop`` does both in integer logic
-(``fixed_point``), booting the image from the same boot-ROM format through ``boot_loader.BootLoader``.
+(``fixed_point``), booting the image from the same boot-ROM format through
+``boards/boot_loader.BootLoader`` (the loader StandaloneTop uses too).
 (The generic flow also cannot compile this network at all: it compiles without the controller's
 fixed scaling, ``snn.compile_options()``, and the automatic scaling does not fit; and
 ``boot_rom.encode`` refuses current-input cores.)

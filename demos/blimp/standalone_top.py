@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.memory_map import Region
-from spikeforge.demos.blimp.boot_loader import BootLoader
+from spikeforge.boards.boot_loader import BootLoader
 from spikeforge.demos.blimp.fixed_point import CLIP, DECAY_FRAC, ENC_FRAC, FixedPointIO
 from spikeforge.hdl.uart import UartRx, UartTx, uart_divisor
 

@@ -1,17 +1,24 @@
-"""The boot ROM loader as a component of its own: replays a boot ROM's image records into a core's bus.
+"""The boot ROM loader: replays a boot ROM's image records into a core's load bus, then serves the
+rest of the ROM (a stimulus, for example) as a word stream.
 
-``boards/standalone.py`` (StandaloneTop) has the same loader inlined in its FSM, followed by the
-stimulus player; a standalone *controller* needs the loader without the player (its per-step inputs
-come from the UART), so this is that loader's logic lifted out unchanged: the ROM format is
-``boards/boot_rom.py``'s (header, FILL/W32/W16/SYN8/SYN16/SPARSE8/SPARSE16 records, END), built by
-``boot_rom.encode_header`` + ``boot_rom.encode_image``. Everything after END (a stimulus) is ignored.
-(StandaloneTop could use this component too; until then the two copies must stay in step:
-tests/test_blimp_standalone.py boots the blimp controller's ROM through it and checks the whole
-closed loop against the golden model, which fails on any word loaded wrong.)
+The ROM format is ``boards/boot_rom.py``'s: header (MAGIC, step cycles, blink steps), image records
+(FILL / W32 / W16 / SYN8 / SYN16 / SPARSE8 / SPARSE16), END, then whatever the ROM's user put after
+it. Two tops use it: ``boards/standalone.py`` (StandaloneTop: after END it plays the stimulus, looping
+with ``mark`` / ``rewind``) and the blimp controller (``demos/blimp/standalone_top.py``, which ignores
+everything after END: its per-step inputs come from the UART).
 
-Ports: ``req`` / ``req_valid`` (a bus request and its valid, to the core's ``bus_req``),
-``req_ready`` and ``resp_valid`` (from the core), ``booted`` (END reached: the bus is free for
-others from the next cycle), ``error`` (the ROM does not start with boot_rom.MAGIC).
+Ports:
+
+- ``req`` / ``req_valid`` (a bus write and its valid, to the core's ``bus_req``), ``req_ready`` and
+  ``resp_valid`` (from the core). A write is in flight from ``req_valid & req_ready`` until
+  ``resp_valid``;
+- ``booted``: END reached and the last write answered (the bus is free for others);
+  ``error``: the ROM does not start with boot_rom.MAGIC; ``step_cycles`` / ``blink_steps``: the
+  header's values (valid once loading has begun);
+- the word stream after END: ``word`` is the ROM word at the read pointer while ``word_valid``;
+  ``take`` consumes it (the pointer advances); ``take`` with ``mark`` also records the address after
+  it as the loop point; ``rewind`` reloads the pointer from the loop point (``word_valid`` drops for
+  the cycle the ROM needs to read it).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -30,6 +37,13 @@ class BootLoader(wiring.Component):
     resp_valid: In(1)
     booted: Out(1)
     error: Out(1)
+    step_cycles: Out(32)
+    blink_steps: Out(16)
+    word: Out(16)
+    word_valid: Out(1)
+    take: In(1)
+    mark: In(1)
+    rewind: In(1)
 
     def __init__(self, config: CoreConfig, rom: list[int], rom_depth: int):
         if len(rom) > rom_depth:
@@ -49,12 +63,16 @@ class BootLoader(wiring.Component):
 
         # ROM reader: ``word`` is rom[ptr] when ``fresh`` (one cycle after ptr settled)
         ptr = Signal(range(self.rom_depth + 1))
+        loop = Signal.like(ptr)    # the stream's loop point (``mark``), reloaded by ``rewind``
         fresh = Signal()
         take = Signal()
+        jump = Signal()
         m.d.comb += rd.addr.eq(ptr)
         word = rd.data
-        m.d.sync += fresh.eq(~take)
-        with m.If(take):
+        m.d.sync += fresh.eq(~take & ~jump)
+        with m.If(jump):
+            m.d.sync += ptr.eq(loop)
+        with m.Elif(take):
             m.d.sync += ptr.eq(ptr + 1)
 
         op = Signal(4)
@@ -106,20 +124,20 @@ class BootLoader(wiring.Component):
                 m.d.sync += target.eq(word)
                 m.next = next_state
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("MAGIC"):
                 with m.If(fresh):
                     m.d.comb += take.eq(1)
                     with m.If(word == br.MAGIC):
-                        m.next = "SKIP_CYCLES_LO"
+                        m.next = "CYCLES_LO"
                     with m.Else():
                         m.next = "ERROR"
-            with m.State("SKIP_CYCLES_LO"):  # step_cycles and blink_steps: the controller is paced by its UART
-                read_into(value[:16], "SKIP_CYCLES_HI")
-            with m.State("SKIP_CYCLES_HI"):
-                read_into(value[16:], "SKIP_BLINK")
-            with m.State("SKIP_BLINK"):
-                read_into(value[:16], "HEAD")
+            with m.State("CYCLES_LO"):
+                read_into(self.step_cycles[:16], "CYCLES_HI")
+            with m.State("CYCLES_HI"):
+                read_into(self.step_cycles[16:], "BLINK")
+            with m.State("BLINK"):
+                read_into(self.blink_steps, "HEAD")
             with m.State("ERROR"):
                 m.d.comb += self.error.eq(1)
             with m.State("HEAD"):
@@ -190,6 +208,12 @@ class BootLoader(wiring.Component):
                         m.d.sync += half.eq(0)
                     with m.Else():
                         m.d.sync += [step16.eq(word), half.eq(1)]
-            with m.State("BOOTED"):
-                m.d.comb += self.booted.eq(bus_free)
+            with m.State("BOOTED"):  # the rest of the ROM is the user's stream
+                m.d.comb += [self.booted.eq(bus_free), take.eq(fresh & self.take)]
+                with m.If(fresh & self.take & self.mark):
+                    m.d.sync += loop.eq(ptr + 1)
+        # outside the FSM's case: Icarus never evaluates an ``always @*`` block whose inputs stay
+        # constant, and with ``rewind`` tied off (the blimp controller) ``jump`` would stay X
+        in_stream = fsm.ongoing("BOOTED")
+        m.d.comb += [self.word.eq(word), self.word_valid.eq(in_stream & fresh), jump.eq(in_stream & self.rewind)]
         return m
