@@ -16,7 +16,7 @@ from spikeforge.demos.place.limits import (
     READOUTS, SETTINGS, STAGES, LimitsOptions, analyse, exact_template_modules, exact_template_weights,
     fitting_copies, input_counts, integrate_and_fire, module_place_scores, rows, template_scores,
 )
-from spikeforge.demos.place.module import input_rates
+from spikeforge.demos.place.module import compile_module, input_rates
 from spikeforge.demos.place.runners import GoldenRunner
 from spikeforge.demos.place.training import module_specs, train
 
@@ -54,13 +54,14 @@ def test_integrate_and_fire_counts_its_weighted_input_spikes():
     ds = tiny_dataset(places=4, per_module=2)
     frozen = exact_template_modules(ds, SHORT.replace(infer_inhibition=0.0), threshold_adapt=0, copies=1,
                                     column_sum=3000)[0]
-    counter = integrate_and_fire(frozen, threshold_mv=2.0, voltage_range=SHORT.voltage_range)
+    scaling = compile_module(SHORT, seed=1).scaling
+    counter = integrate_and_fire(frozen, threshold_mv=2.0, scaling=scaling)
     pr = counter.profiles
     assert (pr["c_vdecay"] == fx.COEF_ONE).all() and (pr["reset_subtract"] == 1).all() and (pr["refrac"] == 0).all()
     assert not counter.adapt.any() and not counter.learning
     # pr["v_thresh"] - pr["v_rest"] is 2 mV in the module's voltage scale
-    lsb_per_mv = (1 << counter.config.v_bits) / (SHORT.voltage_range[1] - SHORT.voltage_range[0])
-    assert (pr["v_thresh"] - pr["v_rest"] == round(2.0 * lsb_per_mv)).all()
+    assert (pr["v_thresh"] - pr["v_rest"] == scaling.dv_to_int(2.0)).all()
+    assert scaling.dv_from_int(pr["v_thresh"] - pr["v_rest"]) == pytest.approx(2.0, abs=scaling.v_lsb)
 
     steps = 400
     rng = np.random.default_rng(3)

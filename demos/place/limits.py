@@ -31,13 +31,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from spikeforge.compiler.scaling import Scaling
 from spikeforge.core import fixedpoint as fx
 from spikeforge.core.image import CoreImage
 from spikeforge.demos.place import metrics
 from spikeforge.demos.place.dataset import PlaceDataset
 from spikeforge.demos.place.ensemble import TrainedEnsemble
-from spikeforge.demos.place.inference import inference_image, respond
-from spikeforge.demos.place.module import ModuleParameters, input_rates
+from spikeforge.demos.place.inference import inference_image, module_scores, readout as assign, respond
+from spikeforge.demos.place.module import ModuleParameters, compile_module, input_rates
 from spikeforge.demos.place.runners import CoreRunner, GoldenRunner
 from spikeforge.demos.place.training import ModuleSpec, initial_image
 
@@ -145,17 +146,16 @@ def exact_template_weights(reference_images: np.ndarray, params: ModuleParameter
     return weights, owner
 
 
-def integrate_and_fire(image: CoreImage, threshold_mv: float, voltage_range: tuple[float, float]) -> CoreImage:
+def integrate_and_fire(image: CoreImage, threshold_mv: float, scaling: Scaling) -> CoreImage:
     """The frozen image with its neurons turned into integrate-and-fire counters: no leak
     (c_vdecay = 1.0), reset by subtraction, no refractory period, adaptation cleared, threshold
-    ``threshold_mv`` above rest."""
+    ``threshold_mv`` above rest (in the voltage units of the module's compiled ``scaling``)."""
     out = image.copy()
-    lsb_per_mv = (1 << out.config.v_bits) / float(voltage_range[1] - voltage_range[0])
     pr = out.profiles
     pr["c_vdecay"] = np.full_like(pr["c_vdecay"], fx.COEF_ONE)
     pr["refrac"] = np.zeros_like(pr["refrac"])
     pr["reset_subtract"] = np.ones_like(pr["reset_subtract"])
-    pr["v_thresh"] = pr["v_rest"] + int(round(threshold_mv * lsb_per_mv))
+    pr["v_thresh"] = pr["v_rest"] + int(scaling.dv_to_int(threshold_mv))
     out.adapt = np.zeros_like(out.adapt)
     return out.validate()
 
@@ -163,11 +163,10 @@ def integrate_and_fire(image: CoreImage, threshold_mv: float, voltage_range: tup
 def exact_template_modules(dataset: PlaceDataset, params: ModuleParameters, threshold_adapt: int,
                            copies: int, column_sum: int) -> list[CoreImage]:
     """The frozen test-split modules holding exact per-image templates (module docstring, step 3):
-    ``copies`` neurons per reference image (fewer if they do not fit), every template scaled to
+    ``copies`` neurons per reference image (``fitting_copies`` says how many fit), every template scaled to
     ``column_sum`` weight units, every used neuron at threshold adaptation ``threshold_adapt``."""
     images = []
     for places in dataset.module_places("test"):
-        copies = fitting_copies(dataset.n_traverses * len(places), params.n_neurons, copies)
         spec = ModuleSpec(tuple(int(p) for p in places), member_seed=1)
         base = initial_image(spec, params)
         w_max = int(base.stdp["w_max"])
@@ -196,26 +195,14 @@ def module_place_scores(query_counts: np.ndarray, reference_counts: np.ndarray, 
     make it fire most; score = mean count of the place's neurons (inference.module_scores).
     ``per_traverse``: a neuron belongs to the (traverse, place) image that makes it fire most;
     score = the best traverse's mean count of the place's neurons of that traverse."""
-    q = np.asarray(query_counts, dtype=np.float64)
-    ref = np.asarray(reference_counts, dtype=np.float64)
-    r, pm, _ = ref.shape
+    ref = np.asarray(reference_counts)
+    r, pm, n = ref.shape
     if readout == "standard":
-        own = ref.mean(axis=0)
-        groups = [own.argmax(axis=0)]
-        active = own.max(axis=0) > 0
-    elif readout == "per_traverse":
-        flat = ref.reshape(r * pm, -1)
-        best = flat.argmax(axis=0)
-        groups = [np.where(best // pm == t, best % pm, -1) for t in range(r)]
-        active = flat.max(axis=0) > 0
-    else:
-        raise ValueError(f"readout {readout!r}: expected one of {READOUTS}")
-    scores = np.zeros((q.shape[0], pm))
-    for p in range(pm):
-        per_group = [q[:, active & (g == p)].mean(axis=1) for g in groups if (active & (g == p)).any()]
-        if per_group:
-            scores[:, p] = np.max(per_group, axis=0)
-    return scores
+        return module_scores(query_counts, assign(range(pm), ref), threshold=0)
+    if readout == "per_traverse":  # every (traverse, place) image a place of its own, then the best traverse
+        per_image = module_scores(query_counts, assign(range(r * pm), ref.reshape(1, r * pm, n)), threshold=0)
+        return per_image.reshape(-1, r, pm).max(axis=1)
+    raise ValueError(f"readout {readout!r}: expected one of {READOUTS}")
 
 
 def split_recall(query_counts: Sequence[np.ndarray], reference_counts: Sequence[np.ndarray],
@@ -281,7 +268,8 @@ def analyse(ensemble: TrainedEnsemble, dataset: PlaceDataset, options: LimitsOpt
         run_params = params if name == "lif" else params.replace(infer_inhibition=0.0)
         images = exact_template_modules(dataset, run_params, threshold_adapt, copies, column_sum)
         if name == "integrate_and_fire":
-            images = [integrate_and_fire(im, options.if_threshold_mv, params.voltage_range) for im in images]
+            scaling = compile_module(params, seed=1).scaling
+            images = [integrate_and_fire(im, options.if_threshold_mv, scaling) for im in images]
         q, ref = run_modules(images, dataset, run_params, options.seed, runner)
         out["exact_templates"][name] = {ro: split_recall(q, ref, places, test, ro) for ro in READOUTS}
         out["exact_templates"][name]["mean_count"] = float(np.mean([x.mean() for x in q]))
