@@ -37,7 +37,7 @@ class StandaloneTop(wiring.Component):
         if len(rom) > rom_depth:
             raise ValueError(f"the ROM has {len(rom)} words but the bitstream's ROM holds {rom_depth}")
         self.config = config
-        self.rom = list(rom) + [0] * (rom_depth - len(rom))
+        self.rom = list(rom)       # BootLoader pads it to rom_depth
         self.rom_depth = rom_depth
         self.clk_freq = clk_freq
         self.divisor = uart_divisor(clk_freq, baud)
