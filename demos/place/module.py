@@ -38,6 +38,7 @@ from spikeforge.compiler.errors import QuantisationWarning
 from spikeforge.compiler.network import (
     STDP, LIFParameters, Network, PoissonSource, Population, Projection, ThresholdAdaptation,
 )
+from spikeforge.compiler.propagators import refractory_steps
 from spikeforge.core.config import CoreConfig
 from spikeforge.core.image import CoreImage
 
@@ -61,7 +62,7 @@ class ModuleParameters:
     on_off: bool = True             # two inputs per pixel: ON (x) and OFF (255 - x)
     n_neurons: int = 144
     weight_bits: int = 12
-    lanes: int = 4
+    lanes: int = 1                  # synapses per clock: 1 is the least logic (a module fits the iCEBreaker only so)
     dt: float = 1.0
     # input encoding and presentation
     intensity: float = 4.0          # rate (Hz) = value (0..255) / intensity
@@ -147,13 +148,19 @@ class ModuleParameters:
     def train_steps_per_image(self) -> int:
         return int(self.present_steps + self.train_rest_steps)
 
+    @property
+    def refrac_bits(self) -> int:
+        """Width of the refractory counter: just enough for tau_refrac in steps (rounded up, as the
+        compiler does), not CoreConfig's default 8 -- every bit of logic counts on the UP5K."""
+        return max(1, int(refractory_steps(np.array([self.tau_refrac]), self.dt)[0]).bit_length())
+
     def core_config(self) -> CoreConfig:
         """The CoreConfig of one module: A = pixels, N = neurons, STDP and adaptive thresholds on."""
         return CoreConfig(
             n_neurons=int(self.n_neurons), n_inputs=int(self.n_inputs), weight_bits=int(self.weight_bits),
             lanes=int(self.lanes), stdp=True, adaptive_threshold=True, n_profiles=1,
             v_bits=int(self.v_bits), i_bits=int(self.i_bits), adapt_bits=int(self.adapt_bits),
-            trace_bits=int(self.trace_bits), trace_frac=int(self.trace_frac),
+            trace_bits=int(self.trace_bits), trace_frac=int(self.trace_frac), refrac_bits=self.refrac_bits,
         )
 
     def weight_memory_bits(self) -> int:
@@ -181,7 +188,7 @@ class ModuleParameters:
                 f"a module of {a} inputs x {n} neurons with {w}-bit plastic weights and {p} lanes needs "
                 f"{bits:,} bits of weight memory in {tiles} SPRAM blocks; one core on the iCE40 UP5K has "
                 f"{UP5K_SPRAM_BITS:,} bits in {spram_tiles} blocks. Use a smaller image, fewer neurons, fewer "
-                "weight_bits, or lanes = 4 (narrower words pack better)"
+                "weight_bits, or fewer lanes (narrower words pack better)"
             )
 
     def to_dict(self) -> dict:
