@@ -180,6 +180,27 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
     raise CapacityError(message)
 
 
+def given_core(compiled: CompiledNetwork, board: Board, options: BoardOptions) -> CoreChoice:
+    """The core of a network the caller has already compiled, as it is: its CoreConfig (lanes and
+    widths) was chosen for a reason this flow cannot see -- a demo module's widths are what its
+    learning needs -- so only the runtime top is chosen here (auto: the protocol link if the
+    estimate says it fits beside the core, else the bus bridge). The estimate is reported, not
+    enforced: place and route decides, and a core that does not fit fails there with the tools'
+    numbers."""
+    if options.standalone:
+        raise ValueError("a network compiled by the caller builds a runtime-loaded bitstream only: "
+                         "--standalone needs the flow to choose the core beside its boot ROM")
+    top, note = options.top, ""
+    if top == "auto":
+        top = "link" if estimate(compiled.config, board, top=top_path("link")).fits else "bridge"
+        if top == "bridge":
+            note = (f"the protocol link does not fit beside this core on the {board.title} by the estimate, so "
+                    "the bitstream has the bus bridge: connect with --port bridge://DEVICE?build=DIR "
+                    "(docs/bus-bridge.md)")
+    est = estimate(compiled.config, board, top=top_path(top))
+    return CoreChoice(compiled, est, [est], top=top, top_note=note)
+
+
 def smallest_link_estimate(board: Board, top: str) -> Estimate:
     """The host link ``top`` on ``board`` around the smallest possible core (one neuron, one input):
     when even that does not fit, no network size helps and the error must say so."""
@@ -191,8 +212,10 @@ def _placeholder_seed(config, depth: int) -> int:
 
 
 def compile_for_board(network: Network, board: Board | str, out_dir: Path, options: BoardOptions | None = None,
-                      progress: Progress | None = None) -> BoardBuild:
-    """Compile ``network`` for ``board`` into ``out_dir`` (see the module docstring)."""
+                      progress: Progress | None = None, *, compiled: CompiledNetwork | None = None) -> BoardBuild:
+    """Compile ``network`` for ``board`` into ``out_dir`` (see the module docstring). ``compiled``:
+    ``network`` already compiled onto a CoreConfig of the caller's choosing, built as it is
+    (``given_core``) instead of the smallest core that fits."""
     t_start = time.monotonic()
     options = options or BoardOptions()
     progress = progress or Progress()
@@ -211,7 +234,10 @@ def compile_for_board(network: Network, board: Board | str, out_dir: Path, optio
     step_cycles = max(1, round(network.dt * 1e-3 * pll.achieved_hz))
 
     with progress.step(f"choosing the core for the {board.title}"):
-        choice = choose_core(network, board, options, step_cycles)
+        if compiled is not None:
+            choice = given_core(compiled, board, options)
+        else:
+            choice = choose_core(network, board, options, step_cycles)
     if choice.top is not None and choice.top != options.top:
         options = replace(options, top=choice.top)
         progress.note(choice.top_note)
