@@ -65,7 +65,7 @@ def print_table(metrics: dict) -> None:
         console.print(f"cost vs modules (golden, 1 thread): {s['seconds_per_module'] * 1e3:.0f} ms per module for "
                       f"{s['images']} images, intercept {s['intercept_s'] * 1e3:.0f} ms, R^2 {s['r2']:.3f}")
     for name, check in metrics.get("checks", {}).items():
-        console.print(f"{name}: {check}")
+        console.print(bitstream_line(check) if name == "bitstream" else f"{name}: {check}")
     if "limits" in metrics:
         from spikeforge.demos.place.limits import rows
 
@@ -75,6 +75,17 @@ def print_table(metrics: dict) -> None:
         for stage, label, value, note in rows(metrics["limits"]):
             lim.add_row(stage, label, f"{value:.3f}", note)
         console.print(lim)
+
+
+def bitstream_line(check: dict) -> str:
+    """One line on the module's core build: what place and route used, and the timing."""
+    labels = {"luts": "logic", "bram": "block RAM", "spram": "SPRAM", "dsp": "DSP"}
+    res = ", ".join(f"{labels[name]} {used:,} / {avail:,}" for name, (used, avail) in check["resources"].items()
+                    if name in labels)
+    t = check["timing"]
+    timing = f"{t['fmax_mhz']:.1f} MHz at {t['target_mhz']:g} MHz ({'met' if t['met'] else 'NOT met'})"
+    return (f"bitstream: one module's core on {check['board']} ({check['link']}) placed and routed: {res}; "
+            f"{timing}; {check['bitstream']} (report: {check['report']})")
 
 
 def place_command(
@@ -99,6 +110,10 @@ def place_command(
     spinnaker: bool = typer.Option(False, "--spinnaker", help="Also map the ensemble on a virtual SpiNNaker machine."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the golden model."),
     no_scaling: bool = typer.Option(False, "--no-scaling", help="Skip measuring cost against the number of modules."),
+    bitstream: Optional[str] = typer.Option(None, "--bitstream",
+                                            help="Also build one module's core for this board (e.g. icebreaker) "
+                                                 "with the open toolchain: OUT/bitstream-BOARD/, report.md says "
+                                                 "what it uses."),
     seed: int = typer.Option(7, "--seed", help="Seed of the inference Poisson spikes."),
     limits: bool = typer.Option(False, "--limits",
                                 help="Also measure where the SNN loses against SAD (exact-template modules; "
@@ -107,6 +122,7 @@ def place_command(
     """Visual place recognition with ensembles of compact, region-specific SNN modules (VPRSNN),
     each module one neuron core learning with the core's own STDP. Default: the built-in synthetic
     route benchmark with the shipped weights; writes plots and OUT/metrics.json."""
+    from spikeforge.boards.build import BuildError
     from spikeforge.demos.place.dataset import DatasetError
     from spikeforge.demos.place.demo import DemoOptions, run_demo
     from spikeforge.demos.place.ensemble import WeightsFileError
@@ -121,11 +137,13 @@ def place_command(
                        weights_out=weights_out, members=members, epochs=epochs,
                        calibration_places=calibration_places, test_places=test_places,
                        places_per_module=places_per_module, skip=skip, board_cores=board_cores,
-                       spinnaker=spinnaker, scaling=not no_scaling, limits=limits, seed=seed)
+                       spinnaker=spinnaker, scaling=not no_scaling, limits=limits, bitstream=bitstream,
+                       seed=seed)
     try:
         result = run_demo(opts, progress=_progress_factory(console.is_terminal or bool(os.environ.get("SPIKEFORGE_PROGRESS"))),
                           log=console.print)
-    except (DatasetError, WeightsFileError, ModuleError, PreprocessError, ValueError, FileNotFoundError) as exc:
+    except (DatasetError, WeightsFileError, ModuleError, PreprocessError, ValueError, FileNotFoundError,
+            BuildError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2)
     print_table(result.metrics)

@@ -54,6 +54,7 @@ class DemoOptions:
     spinnaker: bool = False
     scaling: bool = True
     limits: bool = False
+    bitstream: str | None = None    # board name: build one module's core for it (place and route)
     seed: int = 7
 
 
@@ -121,6 +122,10 @@ def obtain_ensemble(opts: DemoOptions, dataset: PlaceDataset, progress=None) -> 
 def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Callable[[str], None] = print) -> DemoResult:
     """Everything ``spikeforge demo place`` does; returns the metrics and the evaluation."""
     t_start = time.perf_counter()
+    if opts.bitstream:  # a misspelt board fails now, not after training and evaluation
+        from spikeforge.boards.catalog import get_board
+
+        get_board(opts.bitstream)
     opts.out.mkdir(parents=True, exist_ok=True)
     bar = progress or (lambda label: _NullBar())
     params = ModuleParameters()
@@ -169,6 +174,13 @@ def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Ca
     if opts.spinnaker:
         with bar("SpiNNaker mapping (virtual machine)") as cb:
             checks["spinnaker"] = spinnaker_check(ensemble, dataset, opts.out)
+            cb(1, 1)
+
+    if opts.bitstream:
+        from spikeforge.demos.place.deploy import module_bitstream
+
+        with bar(f"building one module's core for {opts.bitstream} (synthesis, place and route)") as cb:
+            checks["bitstream"] = module_bitstream(params, opts.bitstream, opts.out / f"bitstream-{opts.bitstream}")
             cb(1, 1)
 
     limits = None

@@ -5,6 +5,11 @@
   modules; ``virtual_board`` builds one over the in-process UART link, ``BoardRunner`` (runners.py)
   runs inference on it, K modules at a time in lock-step, and gives the same spike counts as the
   golden model (tests/test_place_deploy.py checks this bit for bit).
+- **A module's bitstream**: ``module_bitstream`` builds one module's core (its own CoreConfig, with
+  the host link: on the iCEBreaker the bus bridge) with the open toolchain through the ordinary
+  ``spikeforge compile`` flow and reports what place and route used: the proof that a module fits
+  one core of the board. The bitstream is runtime-loaded, so one build serves every module (the
+  host loads a module's weights over UART).
 - **SpiNNaker**: ``ensemble_network`` writes the frozen ensemble as one spikeforge Network in physical
   units -- one shared input population, one population per module with its learned thresholds as
   per-neuron ``v_thresh`` (threshold adaptation is frozen at inference, so sPyNNaker's IF_curr_exp
@@ -32,6 +37,26 @@ def virtual_board(images: list[CoreImage], **options):
 
     device = VirtualBoard(list(images), **options)
     return Board(DeviceSerial(device, own_device=True), progress=False)
+
+
+def module_bitstream(params: ModuleParameters, board: str, out_dir, *, top: str = "auto", seed: int = 0,
+                     use_cache: bool = True, progress=None) -> dict:
+    """Build one module's core for ``board`` (boards/flow.compile_for_board with the module's own
+    CoreConfig) into ``out_dir``; returns what place and route used (resource -> [used, available]),
+    the timing, the host link and the paths. Raises boards.build.BuildError if it does not fit."""
+    from spikeforge.boards.flow import BoardOptions, compile_for_board
+    from spikeforge.demos.place.module import compile_module
+
+    build = compile_for_board(build_network(params, seed), board, out_dir, BoardOptions(top=top, use_cache=use_cache),
+                              progress, compiled=compile_module(params, seed))
+    report = build.report
+    return {
+        "board": build.board.name, "part": build.board.part, "link": report["link"],
+        "core_config": report["core_config"],
+        "resources": {k: [v["used"], v["available"]] for k, v in report["resources"].items()},
+        "timing": {k: report["timing"].get(k) for k in ("target_mhz", "fmax_mhz", "met")},
+        "bitstream": str(build.bitstream), "report": str(build.out_dir / "report.md"),
+    }
 
 
 def module_physical(ensemble: TrainedEnsemble, k: int) -> dict:
