@@ -89,7 +89,8 @@ def test_spinnaker_mapping_of_two_modules(tiny_ensemble, tmp_path):
 @pytest.mark.slow
 def test_default_demo_with_shipped_weights(tmp_path):
     """What `spikeforge demo place` does by default, with its contract on metrics.json."""
-    res = run_demo(DemoOptions(out=tmp_path, scaling=True, board_cores=2, limits=True), log=lambda s: None)
+    res = run_demo(DemoOptions(out=tmp_path, scaling=True, board_cores=2, limits=True, sequence=3),
+                   log=lambda s: None)
     m = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("recall_at_1", "pr_auc"):
         assert set(m[key]) == {"snn_ensemble", "snn_single", "snn_no_regularisation", "sad"}
@@ -103,6 +104,10 @@ def test_default_demo_with_shipped_weights(tmp_path):
     for f in ("pr_curves.png", "distance_matrices.png", "example_matches.png", "limits.png"):
         assert (tmp_path / f).stat().st_size > 1000
     assert res.metrics["throughput"]["scaling"]["r2"] > 0.9
+    seq = m["sequence"]
+    assert seq["length"] == 3 and set(seq["recall_at_1"]) == set(m["recall_at_1"])
+    for key in m["recall_at_1"]:  # on this route three frames beat one for every method
+        assert seq["recall_at_1"][key] > m["recall_at_1"][key]
 
 
 def place_app():
@@ -152,3 +157,15 @@ def test_throughput_prediction_and_scaling(tiny_ensemble):
     assert s["modules"] == [1, 2, 4] and len(s["seconds"]) == 3 and min(s["seconds"]) > 0
     slope, intercept = np.polyfit([1, 2, 4], s["seconds"], 1)
     assert s["seconds_per_module"] == pytest.approx(slope) and s["intercept_s"] == pytest.approx(intercept)
+
+
+def test_cli_sequence_matching_table_and_metrics(tmp_path):
+    """`--sequence L` adds every method's scores over L consecutive frames (table and metrics.json)."""
+    r = CliRunner().invoke(place_app(), ["--out", str(tmp_path), "--no-scaling", "--sequence", "2"])
+    assert r.exit_code == 0, r.output
+    assert "With sequence matching over 2 frames" in r.output
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["sequence"]["length"] == 2
+    assert set(m["sequence"]["pr_auc"]) == {"snn_ensemble", "snn_single", "snn_no_regularisation", "sad"}
+    r = CliRunner().invoke(place_app(), ["--out", str(tmp_path), "--sequence", "0"])
+    assert r.exit_code == 2 and "--sequence" in r.output

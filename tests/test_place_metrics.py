@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeforge.demos.place.metrics import pr_auc, precision_recall, ranks, recall_at, sad_distances
+from spikeforge.demos.place.metrics import (pr_auc, precision_recall, ranks, recall_at, sad_distances,
+                                            sequence_scores)
 
 
 def test_recall_at_n_counts_rank_of_true_place():
@@ -55,3 +56,40 @@ def test_bad_inputs_are_named():
         recall_at(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="pixels"):
         sad_distances(np.zeros((1, 3, 3)), np.zeros((1, 1, 4, 4)))
+
+
+def test_sequence_matching_outvotes_an_isolated_wrong_match():
+    """A route where every query's true place scores 1, except two queries whose best score (2) is at a
+    wrong place: one frame alone gets them wrong, three consecutive frames get every query right
+    from the third on (the first two have only their own past)."""
+    n = 12
+    scores = np.eye(n)
+    scores[5, 9] = 2.0
+    scores[8, 1] = 2.0
+    assert recall_at(scores, (1,))[1] == pytest.approx(10 / 12)
+    seq = sequence_scores(scores, 3)
+    assert (ranks(seq)[2:] == 1).all()
+    assert recall_at(seq, (1,))[1] == 1.0
+
+
+def test_sequence_matching_is_trailing_and_standardised():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(10, 10)) * rng.uniform(0.1, 10.0, size=(10, 1)) + 5.0
+    z = (scores - scores.mean(axis=1, keepdims=True)) / scores.std(axis=1, keepdims=True)
+    one = sequence_scores(scores, 1)
+    np.testing.assert_allclose(one, z)                                  # length 1: standardised only
+    np.testing.assert_array_equal(np.argsort(one, axis=1), np.argsort(scores, axis=1))
+    seq = sequence_scores(scores, 4)
+    np.testing.assert_allclose(seq[6, 5], z[[6, 5, 4, 3], [5, 4, 3, 2]].mean())
+    np.testing.assert_allclose(seq[1, 7], z[[1, 0], [7, 6]].mean())      # only the frames there are
+    later = scores.copy()
+    later[6:] = rng.normal(size=(4, 10))
+    np.testing.assert_allclose(sequence_scores(later, 4)[:6], seq[:6])  # no frame from the future
+    flat = np.ones((5, 5))
+    assert np.isfinite(sequence_scores(flat, 2)).all()                  # a flat query adds nothing
+
+
+@pytest.mark.parametrize("length", [0, -1, 2.5, True, 11])
+def test_sequence_length_is_checked(length):
+    with pytest.raises(ValueError, match="sequence length"):
+        sequence_scores(np.eye(10), length)

@@ -51,6 +51,15 @@ def print_table(metrics: dict) -> None:
     for name, v in metrics.get("sad_single_reference", {}).items():
         table.add_row(f"SAD, {name} reference only", f"{v['recall_at_1']:.3f}", "", "", f"{v['pr_auc']:.3f}", "-")
     console.print(table)
+    if "sequence" in metrics:
+        seq = metrics["sequence"]
+        st = Table(title=f"With sequence matching over {seq['length']} frames (test split)")
+        for col in ("method", "R@1", "R@5", "PR AUC"):
+            st.add_column(col, justify="left" if col == "method" else "right")
+        for key in ("snn_ensemble", "snn_single", "snn_no_regularisation", "sad"):
+            st.add_row(LABELS[key], f"{seq['recall_at_1'][key]:.3f}", f"{seq['recall_at_5'][key]:.3f}",
+                       f"{seq['pr_auc'][key]:.3f}")
+        console.print(st)
     tp = metrics["throughput"]
     g, hw = tp["golden"], tp["hardware_predicted"]
     console.print(
@@ -114,6 +123,9 @@ def place_command(
                                             help="Also build one module's core for this board (e.g. icebreaker) "
                                                  "with the open toolchain: OUT/bitstream-BOARD/, report.md says "
                                                  "what it uses."),
+    sequence: int = typer.Option(1, "--sequence", min=1,
+                                 help="Also score every method with sequence matching over this many "
+                                      "consecutive frames (1 = off)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the inference Poisson spikes."),
     limits: bool = typer.Option(False, "--limits",
                                 help="Also measure where the SNN loses against SAD (exact-template modules; "
@@ -138,7 +150,7 @@ def place_command(
                        calibration_places=calibration_places, test_places=test_places,
                        places_per_module=places_per_module, skip=skip, board_cores=board_cores,
                        spinnaker=spinnaker, scaling=not no_scaling, limits=limits, bitstream=bitstream,
-                       seed=seed)
+                       sequence=sequence, seed=seed)
     try:
         result = run_demo(opts, progress=_progress_factory(console.is_terminal or bool(os.environ.get("SPIKEFORGE_PROGRESS"))),
                           log=console.print)

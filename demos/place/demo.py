@@ -55,6 +55,7 @@ class DemoOptions:
     scaling: bool = True
     limits: bool = False
     bitstream: str | None = None    # board name: build one module's core for it (place and route)
+    sequence: int = 1               # > 1: also report every method with sequence matching over this many frames
     seed: int = 7
 
 
@@ -122,6 +123,8 @@ def obtain_ensemble(opts: DemoOptions, dataset: PlaceDataset, progress=None) -> 
 def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Callable[[str], None] = print) -> DemoResult:
     """Everything ``spikeforge demo place`` does; returns the metrics and the evaluation."""
     t_start = time.perf_counter()
+    if opts.sequence < 1:
+        raise ValueError(f"--sequence {opts.sequence}: expected a number of frames >= 1 (1 = off)")
     if opts.bitstream:  # a misspelt board fails now, not after training and evaluation
         from spikeforge.boards.catalog import get_board
 
@@ -219,6 +222,12 @@ def run_demo(opts: DemoOptions, progress: ProgressFactory | None = None, log: Ca
         "checks": checks,
         "seconds": None,
     }
+    if opts.sequence > 1:
+        seq = {k: metrics.summary(metrics.sequence_scores(ev.scores[k], opts.sequence)) for k in VARIANTS}
+        result["sequence"] = {"length": int(opts.sequence),
+                              "recall_at_1": {k: v["recall"]["1"] for k, v in seq.items()},
+                              "recall_at_5": {k: v["recall"]["5"] for k, v in seq.items()},
+                              "pr_auc": {k: v["pr_auc"] for k, v in seq.items()}}
     if limits is not None:
         result["limits"] = limits
     files = [

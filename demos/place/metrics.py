@@ -12,6 +12,8 @@ opposite (``scores = -distances``).
   and recall = correct / all queries (every query has a true match). Sweeping the threshold over all
   confidences traces the curve; its area (AUC) is integrated over recall by the trapezoid rule from
   recall 0 (where precision is that of the most confident query) to the largest recall.
+- Sequence matching (``sequence_scores``): scores averaged over the last L frames along the
+  diagonal, an option on top of any method's scores.
 - SAD: the sum of absolute differences between the preprocessed images; with several reference
   traverses the distance to a place is the smallest over its reference images (the strongest use
   of the same reference data the SNN learns from).
@@ -97,6 +99,30 @@ def sad_distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
         d = np.abs(q[:, None, :] - trav[None, :, :]).sum(axis=2)
         out = np.minimum(out, d)
     return out
+
+
+def sequence_scores(scores: np.ndarray, length: int) -> np.ndarray:
+    """Sequence matching (SeqSLAM's idea; the VPRSNN authors study it for SNN place recognition in
+    their follow-up work): the score of query q for place p becomes the mean of the last ``length`` frames' scores along
+    the diagonal, S'(q, p) = mean_k Z(q - k, p - k) for k = 0 .. length - 1 where q - k, p - k >= 0,
+    with Z each query's scores standardised over the places (zero mean, unit spread: one query's
+    scale cannot outvote the others). Trailing, so a robot can use it online; it assumes the query
+    and reference traverses visit the places in the same order at a similar speed (true of the
+    frame-aligned data sets here). ``length`` 1 only standardises, which keeps every ranking."""
+    s = _check_scores(scores)
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"sequence length = {length!r}: expected a whole number of frames >= 1")
+    q, p = s.shape
+    if length > min(q, p):
+        raise ValueError(f"sequence length {length} is longer than the {min(q, p)} queries/places it matches")
+    spread = s.std(axis=1, keepdims=True)
+    z = np.where(spread > 0, (s - s.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0), 0.0)
+    total = np.zeros_like(z)
+    count = np.zeros_like(z)
+    for k in range(int(length)):
+        total[k:, k:] += z[:q - k, :p - k]
+        count[k:, k:] += 1
+    return total / count
 
 
 def summary(scores: np.ndarray, ns: Sequence[int] = (1, 5, 10)) -> dict:
