@@ -217,6 +217,8 @@ def compile_for_board(network: Network, board: Board | str, out_dir: Path, optio
     ``network`` already compiled onto a CoreConfig of the caller's choosing, built as it is
     (``given_core``) instead of the smallest core that fits."""
     t_start = time.monotonic()
+    if compiled is not None and compiled.network is not network:
+        raise ValueError("compiled= must be the compilation of the network given (compiled.network is network)")
     options = options or BoardOptions()
     progress = progress or Progress()
     board = get_board(board)

@@ -65,10 +65,28 @@ def test_the_refractory_counter_is_as_narrow_as_tau_refrac_allows():
 
 
 def test_a_caller_compiled_core_cannot_be_standalone(tmp_path):
-    params = ModuleParameters()
+    compiled = compile_module(ModuleParameters(), 0)
     with pytest.raises(ValueError, match="runtime-loaded bitstream only"):
-        compile_for_board(build_network(params, 0), "icebreaker", tmp_path, BoardOptions(standalone=True),
-                          compiled=compile_module(params, 0))
+        compile_for_board(compiled.network, "icebreaker", tmp_path, BoardOptions(standalone=True), compiled=compiled)
+
+
+def test_the_compiled_network_must_be_the_network_given(tmp_path):
+    params = ModuleParameters()
+    with pytest.raises(ValueError, match="compilation of the network given"):
+        compile_for_board(build_network(params, 0), "icebreaker", tmp_path, compiled=compile_module(params, 0))
+
+
+def test_an_artix_module_gets_a_vivado_project_and_says_how_to_build_it(tmp_path):
+    """Vivado is not installed here: the project is written, nothing claims a bitstream."""
+    from spikeforge.boards.vivado import vivado_available
+    from spikeforge.demos.place.cli import bitstream_line
+
+    if vivado_available():
+        pytest.skip("Vivado is installed: this checks the path without it")
+    check = module_bitstream(ModuleParameters(), "cmod-a7-35t", tmp_path)
+    assert check["bitstream"] is None and check["status"] == "vivado_not_run"
+    assert (tmp_path / "build.tcl").exists() and (tmp_path / "top.v").exists()
+    assert "run_vivado.sh" in bitstream_line(check)
 
 
 def test_cli_names_an_unknown_board(tmp_path):

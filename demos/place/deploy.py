@@ -47,15 +47,16 @@ def module_bitstream(params: ModuleParameters, board: str, out_dir, *, top: str 
     from spikeforge.boards.flow import BoardOptions, compile_for_board
     from spikeforge.demos.place.module import compile_module
 
-    build = compile_for_board(build_network(params, seed), board, out_dir, BoardOptions(top=top, use_cache=use_cache),
-                              progress, compiled=compile_module(params, seed))
+    compiled = compile_module(params, seed)
+    build = compile_for_board(compiled.network, board, out_dir, BoardOptions(top=top, use_cache=use_cache),
+                              progress, compiled=compiled)
     report = build.report
     return {
         "board": build.board.name, "part": build.board.part, "link": report["link"],
-        "core_config": report["core_config"],
+        "core_config": report["core_config"], "status": report["status"], "note": report.get("status_message"),
         "resources": {k: [v["used"], v["available"]] for k, v in report["resources"].items()},
         "timing": {k: report["timing"].get(k) for k in ("target_mhz", "fmax_mhz", "met")},
-        "bitstream": str(build.bitstream), "report": str(build.out_dir / "report.md"),
+        "bitstream": str(build.bitstream) if build.bitstream else None, "report": str(build.out_dir / "report.md"),
     }
 
 
