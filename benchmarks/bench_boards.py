@@ -105,15 +105,17 @@ def largest(board, stdp: bool, *, exact: bool, top: str | None = None) -> tuple[
             estimate(config_for(board, best, best, stdp), board, exact=False, top=top))
 
 
-def build_config(board, config: CoreConfig, top: str) -> dict:
-    """Build the runtime bitstream of ``config`` with the host link ``top`` and measure it."""
+def build_config(board, config: CoreConfig, top: str, cores: int = 1) -> dict:
+    """Build the runtime bitstream of ``cores`` cores of ``config`` with the host link ``top`` and
+    measure it."""
     pll = solve(board.family, board.clock_hz, board.default_clock_hz)
     t0, c0 = time.monotonic(), child_cpu()
     factory = design_factory(top)
+    fields = {"config": config.to_dict(), "mode": "runtime", "baud": 1_000_000, "top": top_path(top)}
+    if cores != 1:  # the one-core key stays what compile_for_board uses, so their builds share the cache
+        fields["cores"] = cores
     try:
-        res = build_bitstream(board, pll, lambda: factory([config], pll.achieved_hz, 1_000_000),
-                              {"config": config.to_dict(), "mode": "runtime", "baud": 1_000_000,
-                               "top": top_path(top)})
+        res = build_bitstream(board, pll, lambda: factory([config] * cores, pll.achieved_hz, 1_000_000), fields)
     except BuildError as exc:
         return {"ok": False, "error": str(exc).splitlines()[0], "seconds": time.monotonic() - t0}
     clock = res.design_clock(pll.achieved_hz)

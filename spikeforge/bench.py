@@ -55,6 +55,8 @@ SECTIONS: tuple[Section, ...] = (
             "cycles per timestep vs the memory-bandwidth bound; RTL simulation speed, Icarus vs Verilator"),
     Section("boards", "bench_boards.py", "## Boards", ("--estimate-only", "--no-census"), (),
             "per board: capacity, Fmax, latency, resources, beside NeuroCoreX (quick: capacity model only)"),
+    Section("place_boards", "bench_place_boards.py", "## Place modules per board", ("--estimate-only",), (),
+            "place-recognition modules per FPGA, placed and routed (quick: capacity model only)"),
     Section("link", "bench_link.py", "## UART link", ("--quick", "--steps", "1000"), (),
             "UART link: achieved throughput over line rate"),
     Section("compile", "bench_compile.py", "## Compile time", ("--quick",), (),

@@ -147,3 +147,30 @@ def test_cli_rejects_quick_with_full():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_place_modules_per_board_section(tmp_path):
+    """bench_place_boards.py: its quick mode (the capacity model, no builds) writes the section, and
+    the built table counts the largest K that placed, routed and met timing."""
+    import subprocess
+
+    out = tmp_path / "R.md"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_place_boards.py"), "--estimate-only",
+                    "--results", str(out)], check=True, capture_output=True, cwd=REPO)
+    text = extract_section(out.read_text(), "## Place modules per board")
+    assert "Capacity model only" in text
+    assert "1BitSquared iCEBreaker | bridge" in text and "Radiona ULX3S 85F | link" in text
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from bench_place_boards import render
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    res = {k: {"used": 1, "available": 2} for k in ("luts", "bram", "spram", "dsp")}
+    ok = {"ok": True, "met": True, "fmax_mhz": 40.0, "target_mhz": 25.0, "resources": res}
+    rows = [{"board": "B", "link": "link", "builds": [{"cores": 1, **ok}, {"cores": 2, **ok, "met": False},
+                                                      {"cores": 3, "ok": False, "error": "ICESTORM_RAM 40 of 30"}]}]
+    meta = {"date": "d", "machine": "m", "fingerprint": "f", "tools": "t", "config": "c"}
+    table = render(rows, meta)
+    assert "| B | link | 2 | 1 / 2 |" in table and "timing NOT met" in table and "does not fit: ICESTORM_RAM" in table
+    assert "- B: **1** learning module(s) per FPGA." in table
