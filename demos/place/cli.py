@@ -88,13 +88,13 @@ def print_table(metrics: dict) -> None:
 
 def bitstream_line(check: dict) -> str:
     """One line on the module's core build: what place and route used, and the timing."""
+    if check["bitstream"] is None:  # Vivado boards without Vivado: the project is written, not built
+        why = check["note"] or check["status"]
+        return f"bitstream: one module's core for {check['board']}: {why} (report: {check['report']})"
     labels = {"luts": "logic", "bram": "block RAM", "spram": "SPRAM", "dsp": "DSP"}
     res = ", ".join(f"{labels[name]} {used:,} / {avail:,}" for name, (used, avail) in check["resources"].items()
                     if name in labels)
     t = check["timing"]
-    if check["bitstream"] is None:  # Vivado boards without Vivado: the project is written, not built
-        why = check["note"] or check["status"]
-        return f"bitstream: one module's core for {check['board']}: {why} (report: {check['report']})"
     timing = f"{t['fmax_mhz']:.1f} MHz at {t['target_mhz']:g} MHz ({'met' if t['met'] else 'NOT met'})"
     return (f"bitstream: one module's core on {check['board']} ({check['link']}) placed and routed: {res}; "
             f"{timing}; {check['bitstream']} (report: {check['report']})")

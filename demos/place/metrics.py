@@ -103,10 +103,10 @@ def sad_distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def sequence_scores(scores: np.ndarray, length: int) -> np.ndarray:
     """Sequence matching (SeqSLAM's idea; the VPRSNN authors study it for SNN place recognition in
-    their follow-up work): the score of query q for place p becomes the mean of the last ``length`` frames' scores along
-    the diagonal, S'(q, p) = mean_k Z(q - k, p - k) for k = 0 .. length - 1 where q - k, p - k >= 0,
-    with Z each query's scores standardised over the places (zero mean, unit spread: one query's
-    scale cannot outvote the others). Trailing, so a robot can use it online; it assumes the query
+    their follow-up work): the score of query q for place p becomes the mean of the last ``length``
+    frames' scores along the diagonal, S'(q, p) = mean_k Z(q - k, p - k) for k = 0 .. length - 1
+    where q - k, p - k >= 0, with Z each query's scores standardised over the places (zero mean,
+    unit spread: one query's scale cannot outvote the others). Trailing, so a robot can use it online; it assumes the query
     and reference traverses visit the places in the same order at a similar speed (true of the
     frame-aligned data sets here). ``length`` 1 only standardises, which keeps every ranking."""
     s = _check_scores(scores)
