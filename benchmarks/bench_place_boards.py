@@ -78,8 +78,10 @@ def render(rows: list[dict], meta: dict) -> str:
     for r in rows:
         for b in r["builds"]:
             timing = f"{b['fmax_mhz']:.1f} / {b['target_mhz']:g}" if b.get("ok") and b.get("fmax_mhz") else "-"
+            # the tools' numbers only: the flow's advice about the capacity estimate does not apply here
+            why = b.get("error", "").split(" (nextpnr)")[0].replace("the design does not fit the ", "")
             result = ("placed and routed" + ("" if b.get("met") else ", timing NOT met") if b["ok"]
-                      else f"does not fit: {b['error']}")
+                      else f"does not fit: {why}")
             L.append(f"| {r['board']} | {r['link']} | {b['cores']} | {_res(b, 'luts')} | {_res(b, 'bram')} | "
                      f"{_res(b, 'spram')} | {_res(b, 'dsp')} | {timing} | {result} |")
     L.append("")
