@@ -105,6 +105,12 @@ def _summary(network: Network, compiled: CompiledNetwork | None = None) -> str:
     return f"network {network.name!r} ({network.n_neurons:,} neurons, {network.n_source_neurons:,} inputs{syn})"
 
 
+def bridge_note(board: Board) -> str:
+    """Why an ``auto`` build has the bus bridge, and how to connect to it."""
+    return (f"the protocol link does not fit beside this core on the {board.title}, so the bitstream has the "
+            "bus bridge: connect with --port bridge://DEVICE?build=DIR (docs/bus-bridge.md)")
+
+
 def choose_core(network: Network, board: Board, options: BoardOptions, step_cycles: int = 0) -> CoreChoice:
     """The smallest CoreConfig for ``network`` that fits ``board``: lanes from the weight memory's
     word width downwards (fewer lanes, less logic), stopping at the first estimate that fits.
@@ -119,9 +125,7 @@ def choose_core(network: Network, board: Board, options: BoardOptions, step_cycl
                 choice = choose_core(network, board, replace(options, top="bridge"), step_cycles)
             except CapacityError as bridge_failure:
                 raise CapacityError(f"{bridge_failure} (also tried the protocol link: {link_failure})") from None
-            choice.top_note = (f"the protocol link does not fit beside this core on the {board.title}, so the "
-                               "bitstream has the bus bridge: connect with --port bridge://DEVICE?build=DIR "
-                               "(docs/bus-bridge.md)")
+            choice.top_note = bridge_note(board)
         return choice
     widths = {} if options.weight_bits is None else {"weight_bits": options.weight_bits}
     if options.voltage_range is not None:
@@ -194,9 +198,7 @@ def given_core(compiled: CompiledNetwork, board: Board, options: BoardOptions) -
     if top == "auto":
         top = "link" if estimate(compiled.config, board, top=top_path("link")).fits else "bridge"
         if top == "bridge":
-            note = (f"the protocol link does not fit beside this core on the {board.title} by the estimate, so "
-                    "the bitstream has the bus bridge: connect with --port bridge://DEVICE?build=DIR "
-                    "(docs/bus-bridge.md)")
+            note = bridge_note(board)
     est = estimate(compiled.config, board, top=top_path(top))
     return CoreChoice(compiled, est, [est], top=top, top_note=note)
 
