@@ -169,3 +169,40 @@ def test_cli_sequence_matching_table_and_metrics(tmp_path):
     assert set(m["sequence"]["pr_auc"]) == {"snn_ensemble", "snn_single", "snn_no_regularisation", "sad"}
     r = CliRunner().invoke(place_app(), ["--out", str(tmp_path), "--sequence", "0"])
     assert r.exit_code == 2 and "--sequence" in r.output
+
+
+def test_cli_trains_on_a_nordland_folder_and_its_weights_reproduce_the_evaluation(tmp_path):
+    """What a user with Nordland runs, end to end: a season folder of PNG frames -> --train -> metrics.json
+    and weights; evaluating those weights again (--weights, no training) gives the same numbers."""
+    from PIL import Image
+
+    from spikeforge.demos.place.metrics import recall_at, sad_distances
+    from spikeforge.demos.place.synthetic import DAY, DUSK, OVERCAST, SyntheticRoute
+
+    route = SyntheticRoute(places=20, calibration_places=10, places_per_module=5, seed=5)
+    data = tmp_path / "nordland"
+    for k, (season, cond) in enumerate((("spring", DAY), ("fall", OVERCAST), ("summer", DUSK))):
+        (data / season).mkdir(parents=True)
+        for i, frame in enumerate(route.camera_frames(cond, k)):
+            Image.fromarray(np.uint8(np.round(frame * 255))).convert("RGB").save(data / season / f"images-{i + 1:05d}.png")
+    common = ["--dataset", "nordland", "--data", str(data), "--skip", "1", "--calibration-places", "10",
+              "--test-places", "10", "--places-per-module", "5", "--no-scaling"]
+    r = CliRunner().invoke(place_app(), [*common, "--out", str(tmp_path / "a"), "--train", "--members", "2",
+                                         "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert a["dataset"]["name"] == "nordland" and a["places"] == 10 and a["modules"] == 2 * 4
+    assert a["training"]["epochs"] == 2 and (tmp_path / "a" / "weights.npz").is_file()
+    # SAD on the loaded frames is what the metrics report (the loader's images, not the generator's)
+    from spikeforge.demos.place.loaders import NORDLAND, load_layout
+
+    ds = load_layout(data, NORDLAND, calibration_places=10, test_places=10, places_per_module=5, skip=1,
+                     image_shape=(12, 12), patch_size=5)
+    test = np.arange(10, 20)
+    assert a["recall_at_1"]["sad"] == recall_at(-sad_distances(ds.query[test], ds.reference[:, test]), [1])[1]
+    r = CliRunner().invoke(place_app(), [*common, "--out", str(tmp_path / "b"),
+                                         "--weights", str(tmp_path / "a" / "weights.npz")])
+    assert r.exit_code == 0, r.output
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    for key in ("recall_at_1", "recall_at_5", "pr_auc", "regularisation_threshold"):
+        assert b[key] == a[key]
