@@ -279,10 +279,12 @@ REFERENCE_TOP = "InterimUartLink"
 
 
 def sample_from_build(design: dict, utilisation: dict) -> dict | None:
-    """A calibration sample from a build's design.json and nextpnr utilisation."""
+    """A calibration sample from a build's design.json and nextpnr utilisation. The model is one
+    core's logic, so builds of several cores (``design["cores"]`` > 1, benchmarks/bench_boards.py's
+    K-core tops) are not samples: their count would be taken for one core's."""
     family = design.get("family")
     cell = LOGIC_CELL.get(family)
-    if cell is None or cell not in utilisation or "config" not in design:
+    if cell is None or cell not in utilisation or "config" not in design or design.get("cores", 1) != 1:
         return None
     return {"family": family, "board": design.get("board"), "config": design["config"],
             "standalone": design.get("mode") == "standalone", "top": design.get("top", design.get("mode")),

@@ -84,6 +84,18 @@ def test_logic_model_fits_its_calibration():
         assert model.predict(CoreConfig.from_dict(s["config"])) == pytest.approx(s["luts"], rel=0.03)
 
 
+def test_builds_of_several_cores_are_not_one_core_samples():
+    """A K-core build's cells are not one core's: the logic model must not be fitted to them."""
+    from spikeforge.boards.capacity import sample_from_build
+
+    design = {"family": "ecp5", "board": "ulx3s-85f", "config": CoreConfig(n_neurons=16).to_dict(),
+              "top": LINK_TOP, "mode": "runtime", "fingerprint": "x"}
+    util = {"TRELLIS_COMB": [9000, 83640]}
+    assert sample_from_build(design, util)["luts"] == 9000
+    assert sample_from_build({**design, "cores": 1}, util)["luts"] == 9000
+    assert sample_from_build({**design, "cores": 2}, util) is None
+
+
 def test_preferred_lanes_fill_one_memory_word():
     ice, ecp, xc7 = (get_board(n) for n in ("icebreaker", "ulx3s-85f", "cmod-a7-35t"))
     assert preferred_lanes(8, ice, 64) == [2, 1]     # 2 x 8 bits in a 16-bit SPRAM word
