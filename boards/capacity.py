@@ -7,13 +7,17 @@ part, before any tool runs.
   family's block RAM tile in its best aspect ratio, tiny memories in LUT RAM / logic.
 - DSP: one multiplier per product of the neuron pipeline (5, +2 with STDP, +1 with threshold
   adaptation), wider operands taking more.
-- Logic: a linear model in what changes the core's logic (address widths, lanes, features), fitted to
-  real builds (boards/calibration.json, written by ``benchmarks/bench_boards.py --calibrate``). Each
-  build's report shows the estimate next to the tools' count, so drift is visible.
+- Logic: a linear model in what changes the logic (address widths, lanes times synapse width, weight
+  width, features, and the top level around the core), fitted per FPGA family to every real build of
+  the current hardware (boards/calibration.json, written by ``benchmarks/bench_boards.py --calibrate``,
+  plus the local bitstream cache), whatever its top: the top level is a feature, so bus-bridge builds
+  also calibrate the core's own logic. ``cross_validate`` predicts each build from the others (docs/
+  bitstreams.md has the numbers). Each build's report shows the estimate next to the tools' count.
 - The host link: a runtime bitstream with the protocol link (``spikeforge.hdl.link.LinkTop``) adds the
   link's own memories (``LinkTop.own_memories``: receive FIFO, frame buffer, per-core input/spike
-  slots, placed like the core's) and its own logic (``LINK_LOGIC_BASE`` + ``LINK_LOGIC_PER_LINE`` *
-  (N + A), measured) unless the logic model was fitted to builds with the link already.
+  slots, placed like the core's) and its own logic (the model's link terms; their prior is the
+  measured ``LINK_LOGIC_BASE`` + ``LINK_LOGIC_PER_LINE`` * (N + A)); the bus bridge its receive FIFO and
+  its logic (prior ``BRIDGE_LOGIC``).
 
 The estimate decides which CoreConfig to build and refuses networks that cannot fit with a message
 that names the limit; the tools have the last word (a build that still does not fit fails naming the
@@ -157,9 +161,9 @@ def link_memories(config: CoreConfig) -> list[CoreMemory]:
 
 
 def link_logic(config: CoreConfig, family: str) -> int:
-    """Logic units of the protocol link around one core of ``config`` (LINK_LOGIC_*)."""
-    lines = config.n_neurons + config.n_inputs
-    return int(round(LINK_LOGIC_BASE[family] + LINK_LOGIC_PER_LINE[family] * lines))
+    """Logic units of the protocol link around one core of ``config``: the logic model's share of the
+    link (LINK_LOGIC_* where no build with the link calibrates it)."""
+    return logic_model(family).top_logic(config, "link")
 
 
 def place_link_memory(mem: CoreMemory, family: str) -> Placement:
@@ -225,32 +229,63 @@ def dsp_count(config: CoreConfig, family: str) -> int:
 
 
 # ---- logic -----------------------------------------------------------------------------------------
-FEATURES = ("one", "stdp", "adaptive", "delay_bits", "extra_lanes", "weight_addr_bits", "neuron_bits",
-            "current_inputs", "inputs", "standalone", "kbits_in_logic")
+#: The top levels the logic model knows, by the end of their qualified name: the interim bridge (the
+#: core's own cost, the baseline), the bus bridge, the protocol link, and the standalone top.
+TOP_KINDS = {"InterimUartLink": "interim", "BusBridge": "bridge", "LinkTop": "link", "standalone": "standalone"}
+
+FEATURES = ("one", "stdp", "adaptive", "delay_bits", "lane_bits", "weight_bits", "weight_addr_bits",
+            "neuron_bits", "current_inputs", "inputs", "kbits_in_logic",
+            "standalone", "bridge", "link", "link_lines")
 
 
-def features(config: CoreConfig, standalone: bool = False, family: str = "ice40") -> np.ndarray:
-    """What the core's logic grows with: features on, lanes, address widths, and the memories small
-    enough to become flip-flops or LUT RAM (in Kbit)."""
+def top_kind(top: str | None, standalone: bool = False) -> str | None:
+    """"interim", "bridge", "link" or "standalone" for a top level's (qualified) name; None = the core
+    with the interim bridge (what ``estimate(top=None)`` means); None for a top the model does not know."""
+    if standalone:
+        return "standalone"
+    if top is None:
+        return "interim"
+    return TOP_KINDS.get(str(top).rsplit(".", 1)[-1])
+
+
+def features(config: CoreConfig, top: str = "interim", family: str = "ice40") -> np.ndarray:
+    """What the logic grows with: the core's features, its lanes times the synapse width (each lane
+    has its own weight path: 8-bit lanes are cheap, 13-bit STDP lanes are not), the weight width,
+    address widths, the memories small enough to become flip-flops or LUT RAM (in Kbit) -- and the top
+    level around the core (``top`` is a ``top_kind``): the bus bridge and standalone top add a constant,
+    the protocol link a constant plus its spike and input bitmaps (N + A lines)."""
     words = config.n_sources * config.n_neurons // config.lanes
     in_logic = sum(m.bits for m in core_memories(config)
                    if place_memory(m, family).kind in ("logic", "lutram"))
+    synapse_bits = config.weight_bits + int(config.stdp)
+    link = top == "link"
     return np.array([
         1.0, float(config.stdp), float(config.adaptive_threshold), float(config.delay_bits),
-        float(config.lanes - 1), math.log2(max(2, words)), math.log2(max(2, config.n_neurons)),
-        float(config.n_current_inputs > 0), float(config.n_inputs > 0), float(standalone), in_logic / 1024,
+        float((config.lanes - 1) * synapse_bits), float(config.weight_bits), math.log2(max(2, words)),
+        math.log2(max(2, config.n_neurons)), float(config.n_current_inputs > 0), float(config.n_inputs > 0),
+        in_logic / 1024, float(top == "standalone"), float(top == "bridge"), float(link),
+        float(config.n_neurons + config.n_inputs) if link else 0.0,
     ])
 
 
-#: Starting coefficients per family (logic units per feature), used where calibration data is thin.
+#: Starting coefficients per family (logic units per feature), used where calibration data is thin:
+#: every direction no build has explored keeps these (e.g. the protocol link on the iCE40, which no
+#: calibration build can hold). The top levels' priors are their measured sizes (docs/bitstreams.md,
+#: docs/bus-bridge.md): the protocol link LINK_LOGIC_BASE + LINK_LOGIC_PER_LINE (N + A), the bus
+#: bridge BRIDGE_LOGIC.
 PRIOR = {
-    "ice40": dict(one=3900, stdp=900, adaptive=250, delay_bits=80, extra_lanes=250, weight_addr_bits=30,
-                  neuron_bits=25, current_inputs=80, inputs=80, standalone=450, kbits_in_logic=1400),
-    "ecp5": dict(one=3900, stdp=1000, adaptive=250, delay_bits=80, extra_lanes=300, weight_addr_bits=30,
-                 neuron_bits=25, current_inputs=80, inputs=80, standalone=450, kbits_in_logic=300),
-    "xc7": dict(one=2600, stdp=700, adaptive=180, delay_bits=60, extra_lanes=200, weight_addr_bits=20,
-                neuron_bits=18, current_inputs=60, inputs=60, standalone=350, kbits_in_logic=150),
+    "ice40": dict(one=3500, stdp=900, adaptive=250, delay_bits=80, lane_bits=30, weight_bits=20,
+                  weight_addr_bits=30, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=1400,
+                  standalone=450),
+    "ecp5": dict(one=3500, stdp=1000, adaptive=250, delay_bits=80, lane_bits=35, weight_bits=20,
+                 weight_addr_bits=30, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=300,
+                 standalone=450),
+    "xc7": dict(one=2400, stdp=700, adaptive=180, delay_bits=60, lane_bits=25, weight_bits=15,
+                weight_addr_bits=20, neuron_bits=18, current_inputs=60, inputs=60, kbits_in_logic=150,
+                standalone=350),
 }
+for _family, _prior in PRIOR.items():
+    _prior.update(bridge=BRIDGE_LOGIC[_family], link=LINK_LOGIC_BASE[_family], link_lines=LINK_LOGIC_PER_LINE[_family])
 
 
 @dataclass
@@ -259,11 +294,15 @@ class LogicModel:
     coefficients: dict[str, float]
     samples: int
     source: str
-    with_top: bool = False  # fitted to builds with the same top level (its logic is in the prediction)
 
-    def predict(self, config: CoreConfig, standalone: bool = False) -> int:
-        x = features(config, standalone, self.family)
+    def predict(self, config: CoreConfig, top: str = "interim") -> int:
+        """Logic units of ``config`` inside the top level ``top`` (a ``top_kind``)."""
+        x = features(config, top, self.family)
         return int(round(float(np.dot(x, [self.coefficients[f] for f in FEATURES]))))
+
+    def top_logic(self, config: CoreConfig, top: str) -> int:
+        """The top level's own share of ``predict(config, top)``."""
+        return self.predict(config, top) - self.predict(config, "interim")
 
 
 def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
@@ -274,21 +313,24 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
 
 
 LOGIC_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
-#: the top level whose builds calibrate the core's own logic (a few hundred cells of UART around it)
-REFERENCE_TOP = "InterimUartLink"
 
 
 def sample_from_build(design: dict, utilisation: dict) -> dict | None:
     """A calibration sample from a build's design.json and nextpnr utilisation. The model is one
-    core's logic, so builds of several cores (``design["cores"]`` > 1, benchmarks/bench_boards.py's
-    K-core tops) are not samples: their count would be taken for one core's."""
+    core inside one of the top levels it knows (TOP_KINDS), so builds of several cores
+    (``design["cores"]`` > 1, benchmarks/bench_boards.py's K-core tops) and builds with other tops
+    (the blimp's standalone controller) are not samples: their count would be taken for one core's."""
     family = design.get("family")
     cell = LOGIC_CELL.get(family)
     if cell is None or cell not in utilisation or "config" not in design or design.get("cores", 1) != 1:
         return None
+    standalone = design.get("mode") == "standalone"
+    top = design.get("top", design.get("mode"))
+    if top_kind(top, standalone) is None:
+        return None
     return {"family": family, "board": design.get("board"), "config": design["config"],
-            "standalone": design.get("mode") == "standalone", "top": design.get("top", design.get("mode")),
-            "luts": int(utilisation[cell][0]), "fingerprint": design.get("fingerprint")}
+            "standalone": standalone, "top": top, "luts": int(utilisation[cell][0]),
+            "fingerprint": design.get("fingerprint")}
 
 
 def cached_samples(cache_root: Path | None = None) -> list[dict]:
@@ -330,40 +372,21 @@ def calibration_samples(family: str) -> tuple[list[dict], str]:
     return [], "prior (no calibration builds)"
 
 
-def logic_model(family: str, calibration: dict | None = None, top: str | None = None) -> LogicModel:
-    """The logic model of a family: the prior, pulled toward real builds by ridge regression.
-    ``calibration`` (a dict with "samples") replaces the automatic sample collection. ``top``: the
-    design around the core (the host link's qualified name, or "standalone"); builds with the same
-    top are used when there are any, because the link's own logic is part of every count."""
-    with_top = False
+def logic_model(family: str, calibration: dict | None = None) -> LogicModel:
+    """The logic model of a family: the prior, pulled toward real builds by ridge regression. Every
+    build of the family counts, whatever its top level (the top is a feature), so builds with the bus
+    bridge also teach the model the core's own logic, and the other way round. ``calibration`` (a dict
+    with "samples") replaces the automatic sample collection."""
     if calibration is None:
         samples, source = calibration_samples(family)
     else:
         samples = [s for s in calibration.get("samples", []) if s.get("family") == family]
         source = f"{len(samples)} given calibration build(s)"
-    if top is not None and samples:
-        same = [s for s in samples if s.get("top") == top]
-        reference = [s for s in samples if str(s.get("top", "")).endswith(REFERENCE_TOP)]
-        if same:
-            samples, source = same, f"{source}; {len(same)} with this top level"
-            with_top = True
-        else:
-            # another top level's own logic would bias the fit: use the interim bridge's builds (the
-            # estimate adds the protocol link's measured logic, LINK_LOGIC_*)
-            source += (f"; none with the top level {top.rsplit('.', 1)[-1]} yet, so {len(reference)} with the "
-                       "interim bridge")
-            if not reference and calibration is None:
-                # builds of this hardware version exist, but none with the interim bridge (e.g. only
-                # standalone ones): the shipped interim-bridge builds of an older version beat the prior
-                reference = [s for s in load_calibration().get("samples", []) if s.get("family") == family
-                             and str(s.get("top", "")).endswith(REFERENCE_TOP)]
-                if reference:
-                    source += f" (so {len(reference)} shipped ones of an older hardware version)"
-            samples = reference
+    samples = [s for s in samples if _sample_top(s) is not None]
     prior = np.array([PRIOR[family][f] for f in FEATURES])
     if not samples:
         return LogicModel(family, dict(PRIOR[family]), 0, source)
-    X = np.array([features(CoreConfig.from_dict(s["config"]), s.get("standalone", False), family) for s in samples])
+    X = np.array([features(CoreConfig.from_dict(s["config"]), _sample_top(s), family) for s in samples])
     y = np.array([float(s["luts"]) for s in samples])
     # ridge toward the prior: minimise |X b - y|^2 + lam |b - prior|^2. A tiny lam lets the data win
     # wherever it says something and keeps the prior in the directions no build has explored.
@@ -371,7 +394,30 @@ def logic_model(family: str, calibration: dict | None = None, top: str | None = 
     lam = 1e-6 * max(1.0, float(np.trace(XtX)))
     A = XtX + lam * np.eye(len(FEATURES))
     b = np.linalg.solve(A, X.T @ y + lam * prior)
-    return LogicModel(family, dict(zip(FEATURES, map(float, b))), len(samples), source, with_top)
+    return LogicModel(family, dict(zip(FEATURES, map(float, b))), len(samples), source)
+
+
+def _sample_top(sample: dict) -> str | None:
+    return top_kind(sample.get("top"), sample.get("standalone", False))
+
+
+def cross_validate(family: str, calibration: dict | None = None) -> list[dict]:
+    """Leave-one-out check of the logic model: every build predicted by the model fitted to the others
+    (one row per distinct core and top level: repeated builds of one design are one row)."""
+    samples = (calibration_samples(family)[0] if calibration is None else
+               [s for s in calibration.get("samples", []) if s.get("family") == family])
+    distinct: dict[str, dict] = {}
+    for s in samples:
+        if _sample_top(s) is not None:
+            distinct[json.dumps([s["config"], _sample_top(s)], sort_keys=True)] = s
+    rows = []
+    for key, s in distinct.items():
+        others = [t for t in samples if json.dumps([t["config"], _sample_top(t)], sort_keys=True) != key]
+        model = logic_model(family, {"samples": others})
+        predicted = model.predict(CoreConfig.from_dict(s["config"]), _sample_top(s))
+        rows.append({"config": s["config"], "top": _sample_top(s), "measured": s["luts"], "predicted": predicted,
+                     "error": (predicted - s["luts"]) / s["luts"]})
+    return rows
 
 
 # ---- the estimate ----------------------------------------------------------------------------------
@@ -489,23 +535,21 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
     if counted is not None:
         bram, spram, dsps = counted["bram"], counted["spram"], counted["dsp"]
     rom = rom_tiles(rom_words, fam) + place_memory(STANDALONE_FIFO, fam).tiles if standalone else 0
-    model = logic_model(fam, calibration, "standalone" if standalone else top)
-    luts = model.predict(config, standalone)
+    kind = top_kind(top, standalone)
+    if kind is None:
+        raise ValueError(f"estimate(top={top!r}): the logic model knows the top levels "
+                         f"{', '.join(TOP_KINDS)} (or None: the core with the interim bridge)")
+    model = logic_model(fam, calibration)
+    luts = model.predict(config, kind)
     source = model.source
-    if not standalone and top == LINK_TOP:
+    if kind == "link":
         link = [place_link_memory(mem, fam) for mem in link_memories(config)]
         placements += link
         bram += sum(p.tiles for p in link if p.kind == "bram")
-        if not model.with_top:
-            luts += link_logic(config, fam)
-            source += "; + the protocol link's measured logic"
-    if not standalone and top == BRIDGE_TOP:
+    if kind == "bridge":
         own = [place_memory(mem, fam) for mem in bridge_memories(config)]
         placements += own
         bram += sum(p.tiles for p in own if p.kind == "bram")
-        if not model.with_top:
-            luts += BRIDGE_LOGIC[fam]
-            source += "; + the bus bridge's measured logic"
     limits = [
         Limit("logic", luts, int(res.luts * LOGIC_HEADROOM[fam]), LOGIC_UNIT[fam]),
         Limit("block RAM", bram + rom, res.bram_tiles, BRAM_UNIT[fam]),
