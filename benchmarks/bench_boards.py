@@ -38,7 +38,7 @@ from spikeforge.bench import publish  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
-    BRIDGE_TOP, CALIBRATION_FILE, LINK_TOP, cached_samples, estimate, load_calibration,
+    CALIBRATION_FILE, LINK_TOP, cached_samples, estimate,
 )
 from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
 from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
@@ -349,12 +349,15 @@ def cycles_note(b: dict) -> str:
 
 
 def calibrate():
-    """Copy the builds of this hardware version from the bitstream cache into boards/calibration.json."""
-    data = load_calibration()
-    samples = [s for s in data.get("samples", []) if s.get("fingerprint") != design_fingerprint()]
+    """Replace boards/calibration.json by the builds of this hardware version in the bitstream cache
+    (builds of an older version describe other hardware: the logic model only falls back to them)."""
     fresh = cached_samples()
+    if not fresh:
+        raise SystemExit(f"--calibrate: no builds of hardware version {design_fingerprint()} in the bitstream "
+                         "cache; run the benchmark (or spikeforge compile) first")
     data = {"comment": "logic use of real builds (benchmarks/bench_boards.py --calibrate)",
-            "samples": samples + fresh}
+            "fingerprint": design_fingerprint(), "date": datetime.date.today().isoformat(),
+            "tools": tool_versions(), "samples": fresh}
     CALIBRATION_FILE.write_text(json.dumps(data, indent=1))
     print(f"wrote {len(fresh)} sample(s) of hardware version {design_fingerprint()} to {CALIBRATION_FILE}")
 

@@ -233,8 +233,8 @@ def dsp_count(config: CoreConfig, family: str) -> int:
 #: core's own cost, the baseline), the bus bridge, the protocol link, and the standalone top.
 TOP_KINDS = {"InterimUartLink": "interim", "BusBridge": "bridge", "LinkTop": "link", "standalone": "standalone"}
 
-FEATURES = ("one", "stdp", "adaptive", "delay_bits", "lane_bits", "weight_bits", "weight_addr_bits",
-            "neuron_bits", "current_inputs", "inputs", "kbits_in_logic",
+FEATURES = ("one", "stdp", "adaptive", "delay_bits", "extra_lanes", "lane_bits", "stdp_lanes", "weight_bits",
+            "weight_addr_bits", "weight_tiles", "neuron_bits", "current_inputs", "inputs", "kbits_in_logic",
             "standalone", "bridge", "link", "link_lines")
 
 
@@ -249,19 +249,24 @@ def top_kind(top: str | None, standalone: bool = False) -> str | None:
 
 
 def features(config: CoreConfig, top: str = "interim", family: str = "ice40") -> np.ndarray:
-    """What the logic grows with: the core's features, its lanes times the synapse width (each lane
-    has its own weight path: 8-bit lanes are cheap, 13-bit STDP lanes are not), the weight width,
-    address widths, the memories small enough to become flip-flops or LUT RAM (in Kbit) -- and the top
-    level around the core (``top`` is a ``top_kind``): the bus bridge and standalone top add a constant,
-    the protocol link a constant plus its spike and input bitmaps (N + A lines)."""
+    """What the logic grows with: the core's features; its extra lanes, counted alone, times the
+    synapse width (each lane has its own weight path: 8-bit lanes are cheap, 13-bit STDP lanes are
+    not) and with STDP (each lane updates its synapse); the weight width; address widths; the tiles of
+    the weight memory (tens: their read multiplexers are logic, ~183 block RAMs for a 432-neuron ECP5
+    core); the memories small enough to become flip-flops or LUT RAM (in Kbit) -- and the top level
+    around the core (``top`` is a ``top_kind``): the bus bridge and standalone top add a constant, the
+    protocol link a constant plus its spike and input bitmaps (N + A lines)."""
     words = config.n_sources * config.n_neurons // config.lanes
-    in_logic = sum(m.bits for m in core_memories(config)
-                   if place_memory(m, family).kind in ("logic", "lutram"))
+    placed = [(m, place_memory(m, family)) for m in core_memories(config)]
+    in_logic = sum(m.bits for m, p in placed if p.kind in ("logic", "lutram"))
+    weight_tiles = sum(p.tiles for m, p in placed if m.name == "weights" and p.kind in ("bram", "spram"))
     synapse_bits = config.weight_bits + int(config.stdp)
+    extra_lanes = config.lanes - 1
     link = top == "link"
     return np.array([
         1.0, float(config.stdp), float(config.adaptive_threshold), float(config.delay_bits),
-        float((config.lanes - 1) * synapse_bits), float(config.weight_bits), math.log2(max(2, words)),
+        float(extra_lanes), float(extra_lanes * synapse_bits), float(extra_lanes * config.stdp),
+        float(config.weight_bits), math.log2(max(2, words)), weight_tiles / 10,
         math.log2(max(2, config.n_neurons)), float(config.n_current_inputs > 0), float(config.n_inputs > 0),
         in_logic / 1024, float(top == "standalone"), float(top == "bridge"), float(link),
         float(config.n_neurons + config.n_inputs) if link else 0.0,
@@ -274,14 +279,14 @@ def features(config: CoreConfig, top: str = "interim", family: str = "ice40") ->
 #: docs/bus-bridge.md): the protocol link LINK_LOGIC_BASE + LINK_LOGIC_PER_LINE (N + A), the bus
 #: bridge BRIDGE_LOGIC.
 PRIOR = {
-    "ice40": dict(one=3500, stdp=900, adaptive=250, delay_bits=80, lane_bits=30, weight_bits=20,
-                  weight_addr_bits=30, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=1400,
+    "ice40": dict(one=3500, stdp=900, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=20,
+                  stdp_lanes=250, weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=1400,
                   standalone=450),
-    "ecp5": dict(one=3500, stdp=1000, adaptive=250, delay_bits=80, lane_bits=35, weight_bits=20,
-                 weight_addr_bits=30, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=300,
+    "ecp5": dict(one=3500, stdp=1000, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=25,
+                 stdp_lanes=250, weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=300,
                  standalone=450),
-    "xc7": dict(one=2400, stdp=700, adaptive=180, delay_bits=60, lane_bits=25, weight_bits=15,
-                weight_addr_bits=20, neuron_bits=18, current_inputs=60, inputs=60, kbits_in_logic=150,
+    "xc7": dict(one=2400, stdp=700, adaptive=180, delay_bits=60, extra_lanes=70, lane_bits=18,
+                stdp_lanes=180, weight_bits=15, weight_addr_bits=20, weight_tiles=0, neuron_bits=18, current_inputs=60, inputs=60, kbits_in_logic=150,
                 standalone=350),
 }
 for _family, _prior in PRIOR.items():
@@ -355,6 +360,11 @@ def cached_samples(cache_root: Path | None = None) -> list[dict]:
     return out
 
 
+def _sample_key(sample: dict) -> str:
+    """The same build in the shipped calibration and in the local cache (the calibration is made from a cache)."""
+    return json.dumps([sample["config"], sample.get("top"), sample["luts"], sample.get("fingerprint")], sort_keys=True)
+
+
 def calibration_samples(family: str) -> tuple[list[dict], str]:
     """The samples the logic model is fitted to, and where they come from: builds of the current
     hardware in the shipped calibration (boards/calibration.json) and in the local bitstream cache."""
@@ -363,10 +373,11 @@ def calibration_samples(family: str) -> tuple[list[dict], str]:
     fingerprint = design_fingerprint()
     shipped = [s for s in load_calibration().get("samples", []) if s.get("family") == family]
     current = [s for s in shipped if s.get("fingerprint") == fingerprint]
-    local = [s for s in cached_samples() if s["family"] == family]
+    known = {_sample_key(s) for s in current}
+    local = [s for s in cached_samples() if s["family"] == family and _sample_key(s) not in known]
     if current or local:
         return current + local, (f"{len(current)} calibration build(s) of this hardware version"
-                                 f" + {len(local)} cached build(s)")
+                                 f" + {len(local)} other cached build(s)")
     if shipped:
         return shipped, f"{len(shipped)} calibration build(s) of an older hardware version (re-calibrate)"
     return [], "prior (no calibration builds)"
