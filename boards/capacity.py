@@ -573,17 +573,31 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
                               "; memories and DSPs from the placement rules"))
 
 
+def model_error(family: str) -> dict | None:
+    """The logic model's leave-one-out error on the shipped calibration (``cross_validate``, stored by
+    ``benchmarks/bench_boards.py --calibrate``): {"designs", "mean_error", "worst_error"}, or None."""
+    return load_calibration().get("cross_validation", {}).get(family)
+
+
 def describe_failure(est: Estimate, board: Board, network_summary: str) -> str:
-    """The message for a network that does not fit: which limit, by how much, and what to do."""
+    """The message for a network that does not fit: which limit, by how much, and what to do -- and,
+    when only the logic estimate is over and by less than the model's own error, that it may fit."""
     parts = []
     for limit in est.failed:
         parts.append(f"{limit.name}: needs {limit.needed:g} {limit.unit}, the {board.part} has "
                      f"{limit.available:g}" + (" usable" if limit.name == "logic" else ""))
     bigger = {"ice40": "ulx3s-85f or cmod-a7-35t", "ecp5": "a larger ECP5 board", "xc7": "a larger Artix-7 board"}
-    return (f"{network_summary} does not fit the {board.title} ({board.part}) even as the smallest core "
-            f"{_config_summary(est.config)}: " + "; ".join(parts)
-            + f". Use a bigger board (--board {bigger[board.family]}), fewer neurons or synapses "
-            "(fewer inputs, narrower --weight-bits, no STDP or delays), or simulate it with --backend spinnaker.")
+    message = (f"{network_summary} does not fit the {board.title} ({board.part}) even as the smallest core "
+               f"{_config_summary(est.config)}: " + "; ".join(parts)
+               + f". Use a bigger board (--board {bigger[board.family]}), fewer neurons or synapses "
+               "(fewer inputs, narrower --weight-bits, no STDP or delays), or simulate it with --backend spinnaker.")
+    error = model_error(board.family)
+    if error and [l.name for l in est.failed] == ["logic"] and est.luts <= board.resources.luts * (1 + error["worst_error"]):
+        message += (f" The logic estimate ({est.luts:,}) is within the logic model's error of the part's "
+                    f"{board.resources.luts:,} (leave-one-out over {error['designs']} builds: "
+                    f"{100 * error['mean_error']:.1f} % on average, {100 * error['worst_error']:.0f} % at worst), "
+                    "so it may fit: --force builds it and place and route decides.")
+    return message
 
 
 def _config_summary(c: CoreConfig) -> str:

@@ -95,6 +95,28 @@ def test_the_shipped_calibration_predicts_each_build_from_the_others(family, mea
     assert len(rows) >= 8
     errors = np.abs([r["error"] for r in rows])
     assert errors.mean() <= mean_error and errors.max() <= max_error, rows[int(errors.argmax())]
+    # what the file says about itself (error messages quote it) is what it does
+    stored = calibration["cross_validation"][family]
+    assert stored["designs"] == len(rows)
+    assert stored["mean_error"] == pytest.approx(errors.mean(), abs=1e-4)
+    assert stored["worst_error"] == pytest.approx(errors.max(), abs=1e-4)
+
+
+def test_a_logic_estimate_over_the_part_by_less_than_the_model_error_suggests_force():
+    """The place-recognition module: estimated just over the iCE40's usable logic, built it fits
+    (docs/place-recognition.md section 2). The message says so and how to try; far over, it does not."""
+    from spikeforge.boards.capacity import BRIDGE_TOP, describe_failure, model_error
+    from spikeforge.demos.place.module import ModuleParameters
+
+    ice = get_board("icebreaker")
+    close = estimate(ModuleParameters().core_config(), ice, top=BRIDGE_TOP, exact=False)
+    assert [l.name for l in close.failed] == ["logic"]
+    error = model_error("ice40")
+    assert close.luts <= ice.resources.luts * (1 + error["worst_error"])
+    message = describe_failure(close, ice, "network 'place'")
+    assert "--force builds it" in message and f"over {error['designs']} builds" in message
+    far = estimate(dataclasses.replace(ModuleParameters().core_config(), lanes=4), ice, top=BRIDGE_TOP, exact=False)
+    assert "--force" not in describe_failure(far, ice, "network 'place'")
 
 
 def test_builds_of_several_cores_are_not_one_core_samples():
