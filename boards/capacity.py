@@ -279,18 +279,19 @@ def features(config: CoreConfig, top: str = "interim", family: str = "ice40") ->
 #: docs/bus-bridge.md): the protocol link LINK_LOGIC_BASE + LINK_LOGIC_PER_LINE (N + A), the bus
 #: bridge BRIDGE_LOGIC.
 PRIOR = {
-    "ice40": dict(one=3500, stdp=900, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=20,
-                  stdp_lanes=250, weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=1400,
-                  standalone=450),
-    "ecp5": dict(one=3500, stdp=1000, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=25,
-                 stdp_lanes=250, weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80, kbits_in_logic=300,
-                 standalone=450),
-    "xc7": dict(one=2400, stdp=700, adaptive=180, delay_bits=60, extra_lanes=70, lane_bits=18,
-                stdp_lanes=180, weight_bits=15, weight_addr_bits=20, weight_tiles=0, neuron_bits=18, current_inputs=60, inputs=60, kbits_in_logic=150,
-                standalone=350),
+    "ice40": dict(one=3500, stdp=900, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=20, stdp_lanes=250,
+                  weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80,
+                  kbits_in_logic=1400, standalone=450),
+    "ecp5": dict(one=3500, stdp=1000, adaptive=250, delay_bits=80, extra_lanes=100, lane_bits=25, stdp_lanes=250,
+                 weight_bits=20, weight_addr_bits=30, weight_tiles=0, neuron_bits=25, current_inputs=80, inputs=80,
+                 kbits_in_logic=300, standalone=450),
+    "xc7": dict(one=2400, stdp=700, adaptive=180, delay_bits=60, extra_lanes=70, lane_bits=18, stdp_lanes=180,
+                weight_bits=15, weight_addr_bits=20, weight_tiles=0, neuron_bits=18, current_inputs=60, inputs=60,
+                kbits_in_logic=150, standalone=350),
 }
 for _family, _prior in PRIOR.items():
-    _prior.update(bridge=BRIDGE_LOGIC[_family], link=LINK_LOGIC_BASE[_family], link_lines=LINK_LOGIC_PER_LINE[_family])
+    _prior.update(bridge=BRIDGE_LOGIC[_family], link=LINK_LOGIC_BASE[_family],
+                  link_lines=LINK_LOGIC_PER_LINE[_family])
 
 
 @dataclass
@@ -592,7 +593,8 @@ def describe_failure(est: Estimate, board: Board, network_summary: str) -> str:
                + f". Use a bigger board (--board {bigger[board.family]}), fewer neurons or synapses "
                "(fewer inputs, narrower --weight-bits, no STDP or delays), or simulate it with --backend spinnaker.")
     error = model_error(board.family)
-    if error and [l.name for l in est.failed] == ["logic"] and est.luts <= board.resources.luts * (1 + error["worst_error"]):
+    only_logic = [limit.name for limit in est.failed] == ["logic"]
+    if error and only_logic and est.luts <= board.resources.luts * (1 + error["worst_error"]):
         message += (f" The logic estimate ({est.luts:,}) is within the logic model's error of the part's "
                     f"{board.resources.luts:,} (leave-one-out over {error['designs']} builds: "
                     f"{100 * error['mean_error']:.1f} % on average, {100 * error['worst_error']:.0f} % at worst), "

@@ -184,7 +184,8 @@ def test_cli_trains_on_a_nordland_folder_and_its_weights_reproduce_the_evaluatio
     for k, (season, cond) in enumerate((("spring", DAY), ("fall", OVERCAST), ("summer", DUSK))):
         (data / season).mkdir(parents=True)
         for i, frame in enumerate(route.camera_frames(cond, k)):
-            Image.fromarray(np.uint8(np.round(frame * 255))).convert("RGB").save(data / season / f"images-{i + 1:05d}.png")
+            rgb = Image.fromarray(np.uint8(np.round(frame * 255))).convert("RGB")
+            rgb.save(data / season / f"images-{i + 1:05d}.png")
     common = ["--dataset", "nordland", "--data", str(data), "--skip", "1", "--calibration-places", "10",
               "--test-places", "10", "--places-per-module", "5", "--no-scaling"]
     r = CliRunner().invoke(place_app(), [*common, "--out", str(tmp_path / "a"), "--train", "--members", "2",
