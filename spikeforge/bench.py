@@ -57,6 +57,8 @@ SECTIONS: tuple[Section, ...] = (
             "per board: capacity, Fmax, latency, resources, beside NeuroCoreX (quick: capacity model only)"),
     Section("place_boards", "bench_place_boards.py", "## Place modules per board", ("--estimate-only",), (),
             "place-recognition modules per FPGA, placed and routed (quick: capacity model only)"),
+    Section("capacity", "bench_capacity.py", "## Capacity model", (), (),
+            "the capacity model's logic estimate vs place and route, leave-one-out over the calibration builds"),
     Section("link", "bench_link.py", "## UART link", ("--quick", "--steps", "1000"), (),
             "UART link: achieved throughput over line rate"),
     Section("compile", "bench_compile.py", "## Compile time", ("--quick",), (),

@@ -174,3 +174,22 @@ def test_place_modules_per_board_section(tmp_path):
     table = render(rows, meta)
     assert "| B | link | 2 | 1 / 2 |" in table and "timing NOT met" in table and "does not fit: ICESTORM_RAM" in table
     assert "- B: **1** learning module(s) per FPGA." in table
+
+
+def test_capacity_model_section(tmp_path):
+    """bench_capacity.py: each calibration build predicted by the model fitted to the others, as a table
+    that adds up (the summary row is the mean of the per-build errors) and a plot."""
+    import re
+    import subprocess
+
+    out, png = tmp_path / "R.md", tmp_path / "c.png"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_capacity.py"), "--results", str(out),
+                    "--plot", str(png)], check=True, capture_output=True, cwd=REPO)
+    text = extract_section(out.read_text(), "## Capacity model")
+    assert png.stat().st_size > 10_000
+    for family in ("ice40", "ecp5"):
+        summary = re.search(rf"^\| {family} \| (\d+) \| ([\d.]+) % \| ([\d.]+) % \|", text, re.M)
+        errors = [abs(float(e)) for e in re.findall(rf"^\| {family} \| \w+ \| .* \| ([+-][\d.]+) % \|$", text, re.M)]
+        assert summary and int(summary[1]) == len(errors) >= 8
+        assert float(summary[2]) == pytest.approx(sum(errors) / len(errors), abs=0.06)
+        assert float(summary[3]) == pytest.approx(max(errors), abs=0.06)
