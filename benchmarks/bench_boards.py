@@ -38,7 +38,7 @@ from spikeforge.bench import publish  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
-    CALIBRATION_FILE, LINK_TOP, cached_samples, cross_validate, estimate,
+    CALIBRATION_FILE, LINK_TOP, cached_samples, cross_validate, error_summary, estimate,
 )
 from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
 from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
@@ -358,11 +358,9 @@ def calibrate():
     data = {"comment": "logic use of real builds (benchmarks/bench_boards.py --calibrate)",
             "fingerprint": design_fingerprint(), "date": datetime.date.today().isoformat(),
             "tools": tool_versions(), "samples": fresh}
-    data["cross_validation"] = {}
-    for family in sorted({s["family"] for s in fresh}):
-        errors = np.abs([r["error"] for r in cross_validate(family, data)])
-        data["cross_validation"][family] = {"designs": len(errors), "mean_error": round(float(errors.mean()), 4),
-                                            "worst_error": round(float(errors.max()), 4)}
+    data["cross_validation"] = {
+        family: {k: round(v, 4) for k, v in error_summary(cross_validate(family, data)).items()}
+        for family in sorted({s["family"] for s in fresh})}
     CALIBRATION_FILE.write_text(json.dumps(data, indent=1))
     print(f"wrote {len(fresh)} sample(s) of hardware version {design_fingerprint()} to {CALIBRATION_FILE}")
 

@@ -16,16 +16,16 @@ import argparse
 import datetime
 import os
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 from spikeforge.bench import publish  # noqa: E402
-from spikeforge.boards.capacity import CALIBRATION_FILE, LOGIC_UNIT, cross_validate, load_calibration  # noqa: E402
+from spikeforge.boards.capacity import (  # noqa: E402
+    CALIBRATION_FILE, LOGIC_UNIT, cross_validate, error_summary, load_calibration,
+)
 
 HEADING = "## Capacity model"
 FAMILIES = ("ice40", "ecp5")
@@ -50,9 +50,10 @@ def render(results: dict[str, list[dict]], meta: dict) -> str:
          "nextpnr's count (iCE40 logic cells, ECP5 LUT4).", "", "![logic model vs place and route](capacity_model.png)", "",
          "| family | builds | mean error | worst error | estimates within 5 % |", "|---|---|---|---|---|"]
     for family, rows in results.items():
-        e = np.abs([r["error"] for r in rows])
-        L.append(f"| {family} | {len(rows)} | {100 * e.mean():.1f} % | {100 * e.max():.1f} % | "
-                 f"{int((e <= 0.05).sum())} of {len(rows)} |")
+        summary = error_summary(rows)
+        within = sum(abs(r["error"]) <= 0.05 for r in rows)
+        L.append(f"| {family} | {len(rows)} | {100 * summary['mean_error']:.1f} % | "
+                 f"{100 * summary['worst_error']:.1f} % | {within} of {len(rows)} |")
     L += ["", "| family | top level | core | measured | predicted | error |", "|---|---|---|---:|---:|---:|"]
     for family, rows in results.items():
         for r in sorted(rows, key=lambda r: (r["top"], r["measured"])):

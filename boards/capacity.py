@@ -418,18 +418,21 @@ def cross_validate(family: str, calibration: dict | None = None) -> list[dict]:
     (one row per distinct core and top level: repeated builds of one design are one row)."""
     samples = (calibration_samples(family)[0] if calibration is None else
                [s for s in calibration.get("samples", []) if s.get("family") == family])
-    distinct: dict[str, dict] = {}
-    for s in samples:
-        if _sample_top(s) is not None:
-            distinct[json.dumps([s["config"], _sample_top(s)], sort_keys=True)] = s
+    keyed = [(json.dumps([s["config"], _sample_top(s)], sort_keys=True), s) for s in samples
+             if _sample_top(s) is not None]
     rows = []
-    for key, s in distinct.items():
-        others = [t for t in samples if json.dumps([t["config"], _sample_top(t)], sort_keys=True) != key]
-        model = logic_model(family, {"samples": others})
+    for key, s in dict(keyed).items():
+        model = logic_model(family, {"samples": [t for k, t in keyed if k != key]})
         predicted = model.predict(CoreConfig.from_dict(s["config"]), _sample_top(s))
         rows.append({"config": s["config"], "top": _sample_top(s), "measured": s["luts"], "predicted": predicted,
                      "error": (predicted - s["luts"]) / s["luts"]})
     return rows
+
+
+def error_summary(rows: list[dict]) -> dict:
+    """``cross_validate``'s rows in three numbers: {"designs", "mean_error", "worst_error"} (of |error|)."""
+    errors = np.abs([r["error"] for r in rows])
+    return {"designs": len(rows), "mean_error": float(errors.mean()), "worst_error": float(errors.max())}
 
 
 # ---- the estimate ----------------------------------------------------------------------------------
@@ -575,8 +578,8 @@ def estimate(config: CoreConfig, board: Board, *, standalone: bool = False, rom_
 
 
 def model_error(family: str) -> dict | None:
-    """The logic model's leave-one-out error on the shipped calibration (``cross_validate``, stored by
-    ``benchmarks/bench_boards.py --calibrate``): {"designs", "mean_error", "worst_error"}, or None."""
+    """The logic model's leave-one-out error on the shipped calibration (``error_summary``, stored by
+    ``benchmarks/bench_boards.py --calibrate``), or None."""
     return load_calibration().get("cross_validation", {}).get(family)
 
 

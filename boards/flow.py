@@ -195,11 +195,12 @@ def given_core(compiled: CompiledNetwork, board: Board, options: BoardOptions) -
         raise ValueError("a network compiled by the caller builds a runtime-loaded bitstream only: "
                          "--standalone needs the flow to choose the core beside its boot ROM")
     top, note = options.top, ""
+    est = estimate(compiled.config, board, top=top_path("link" if top == "auto" else top))
     if top == "auto":
-        top = "link" if estimate(compiled.config, board, top=top_path("link")).fits else "bridge"
+        top = "link" if est.fits else "bridge"
         if top == "bridge":
             note = bridge_note(board)
-    est = estimate(compiled.config, board, top=top_path(top))
+            est = estimate(compiled.config, board, top=top_path(top))
     return CoreChoice(compiled, est, [est], top=top, top_note=note)
 
 
