@@ -19,10 +19,10 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP) iverilog
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test]" -c constraints.txt
 	@touch $(STAMP)
 
 # Icarus Verilog runs the cocotb testbenches. Installed with apt-get when missing.

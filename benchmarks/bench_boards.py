@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("XDG_CACHE_HOME", str(REPO / ".cache"))
@@ -38,7 +36,8 @@ from spikeforge.bench import publish  # noqa: E402
 from spikeforge.boards.activity import cycles_at_activity  # noqa: E402
 from spikeforge.boards.build import BuildError, build_bitstream  # noqa: E402
 from spikeforge.boards.capacity import (  # noqa: E402
-    CALIBRATION_FILE, LINK_TOP, cached_samples, cross_validate, error_summary, estimate,
+    CALIBRATION_FILE, LINK_TOP, cached_samples, calibration_builds, cross_validate, error_summary, estimate,
+    memory_table,
 )
 from spikeforge.boards.catalog import BOARDS, get_board  # noqa: E402
 from spikeforge.boards.flow import BoardOptions, compile_for_board  # noqa: E402
@@ -358,11 +357,40 @@ def calibrate():
     data = {"comment": "logic use of real builds (benchmarks/bench_boards.py --calibrate)",
             "fingerprint": design_fingerprint(), "date": datetime.date.today().isoformat(),
             "tools": tool_versions(), "samples": fresh}
+    # the cores' memories, so that fitting the model needs no elaboration of them on a fresh machine
+    data["memories"] = memory_table(CoreConfig.from_dict(s["config"]) for s in fresh)
     data["cross_validation"] = {
         family: {k: round(v, 4) for k, v in error_summary(cross_validate(family, data)).items()}
         for family in sorted({s["family"] for s in fresh})}
     CALIBRATION_FILE.write_text(json.dumps(data, indent=1))
     print(f"wrote {len(fresh)} sample(s) of hardware version {design_fingerprint()} to {CALIBRATION_FILE}")
+
+
+def _calibration_build(job: tuple[str, str, dict]) -> tuple[tuple[str, str, dict], dict]:
+    board, top, config = job
+    return job, build_config(get_board(board), CoreConfig.from_dict(config), top)
+
+
+def rebuild_calibration(workers: int) -> None:
+    """Build every runtime build of the shipped calibration again with this hardware version and these
+    tools (``workers`` at a time; about 25 min on 2 cores), then ``calibrate``. What to run after a
+    change to spikeforge.hdl or the board sources, or to the pinned tools (constraints.txt)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import Progress
+
+    jobs = calibration_builds()
+    failed = []
+    with ProcessPoolExecutor(workers) as pool, Progress() as progress:
+        task = progress.add_task(f"calibration builds ({workers} at a time)", total=len(jobs))
+        for future in as_completed([pool.submit(_calibration_build, job) for job in jobs]):
+            (board, top, config), result = future.result()
+            progress.advance(task)
+            if not result["ok"] and "does not fit" not in result["error"]:
+                failed.append(f"{board} {top} {CoreConfig.from_dict(config)}: {result['error']}")
+    for line in failed:
+        print(f"build failed: {line}")
+    calibrate()
 
 
 def main():
@@ -371,11 +399,20 @@ def main():
     ap.add_argument("--estimate-only", action="store_true")
     ap.add_argument("--no-census", action="store_true",
                     help="with --estimate-only: memories from the placement rules, no Yosys census (seconds)")
-    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="after the benchmark, write the builds of this hardware version to boards/calibration.json")
+    ap.add_argument("--rebuild-calibration", action="store_true",
+                    help="instead of the benchmark: rebuild every build of boards/calibration.json with this "
+                         "hardware version and these tools, then --calibrate (~25 min on 2 cores)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="parallel builds for --rebuild-calibration (default: one per CPU core)")
     ap.add_argument("--json", type=Path, default=REPO / ".cache" / "bench_boards.json",
                     help="raw results (default .cache/bench_boards.json)")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md", help="RESULTS.md to update (default benchmarks/RESULTS.md; `spikeforge bench` gives a scratch file)")
     args = ap.parse_args()
+    if args.rebuild_calibration:
+        rebuild_calibration(max(1, args.workers))
+        return
     load_before = os.getloadavg()[0]
     rows = []
     args.json.parent.mkdir(parents=True, exist_ok=True)

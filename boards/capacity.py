@@ -26,8 +26,10 @@ same limit).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,10 +63,37 @@ class CoreMemory:
 _memory_cache: dict[CoreConfig, list[CoreMemory]] = {}
 
 
-def core_memories(config: CoreConfig) -> list[CoreMemory]:
-    """Every memory the neuron core for ``config`` instantiates (elaborates the RTL once per config)."""
-    if config in _memory_cache:
-        return _memory_cache[config]
+def memory_key(config: CoreConfig) -> str:
+    """The name of ``config``'s memory list in the stores below (the hardware version is separate)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stored_memories(config: CoreConfig) -> list[CoreMemory] | None:
+    """``config``'s memories as elaborated before by this hardware version: in the shipped
+    calibration's table (its builds' cores) or in the local cache (every other core)."""
+    from spikeforge.boards.toolchain import design_fingerprint
+
+    key, fingerprint = memory_key(config), design_fingerprint()
+    shipped = load_calibration()
+    rows = shipped.get("memories", {}).get(key) if shipped.get("fingerprint") == fingerprint else None
+    if rows is None:
+        try:
+            rows = json.loads((_memory_store(fingerprint) / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+    return [CoreMemory(str(name), int(depth), int(width)) for name, depth, width in rows]
+
+
+def _memory_store(fingerprint: str) -> Path:
+    from spikeforge.boards.toolchain import cache_home
+
+    return cache_home() / "capacity" / f"memories-{fingerprint}"
+
+
+def elaborated_memories(config: CoreConfig) -> list[CoreMemory]:
+    """Every memory the neuron core for ``config`` instantiates, from its elaborated RTL (0.1-0.3 s)."""
     from amaranth.hdl import Fragment
     from amaranth.hdl._mem import MemoryInstance
 
@@ -82,6 +111,34 @@ def core_memories(config: CoreConfig) -> list[CoreMemory]:
                 walk(sub)
 
     walk(Fragment.get(neuron_core_class()(config), None))
+    return found
+
+
+def memory_table(configs) -> dict[str, list[list]]:
+    """{memory_key: [[name, depth, width], ...]} of ``configs``: what the shipped calibration stores for
+    its builds, so a fresh machine fits the logic model without elaborating each of them."""
+    return {memory_key(c): [[m.name, m.depth, m.width] for m in core_memories(c)] for c in configs}
+
+
+def core_memories(config: CoreConfig) -> list[CoreMemory]:
+    """Every memory the neuron core for ``config`` instantiates. Elaborates the RTL once per config
+    and hardware version: the result is kept in memory and in the cache folder (the logic model
+    needs the memories of every calibration build, and fits on each estimate)."""
+    if config in _memory_cache:
+        return _memory_cache[config]
+    found = _stored_memories(config)
+    if found is None:
+        from spikeforge.boards.toolchain import design_fingerprint
+
+        found = elaborated_memories(config)
+        store = _memory_store(design_fingerprint())
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+            part = store / f".{memory_key(config)}.{os.getpid()}.tmp"
+            part.write_text(json.dumps([[m.name, m.depth, m.width] for m in found]))
+            part.replace(store / f"{memory_key(config)}.json")   # atomic: parallel test workers share it
+        except OSError:
+            pass   # a read-only cache only costs the elaboration next time
     _memory_cache[config] = found
     return found
 
@@ -378,10 +435,26 @@ def calibration_samples(family: str) -> tuple[list[dict], str]:
     local = [s for s in cached_samples() if s["family"] == family and _sample_key(s) not in known]
     if current or local:
         return current + local, (f"{len(current)} calibration build(s) of this hardware version"
-                                 f" + {len(local)} other cached build(s)")
+                                 f" + {len(local)} other cached build(s)" + (tools_note() if current else ""))
     if shipped:
         return shipped, f"{len(shipped)} calibration build(s) of an older hardware version (re-calibrate)"
     return [], "prior (no calibration builds)"
+
+
+@functools.lru_cache(maxsize=1)
+def tools_note() -> str:
+    """"" when the installed tools are the calibration's; otherwise which differ and how to get them:
+    the calibration's cell counts come from its Yosys and nextpnr (constraints.txt pins them)."""
+    from spikeforge.boards.toolchain import tool_versions
+
+    installed = tool_versions()
+    differ = [f"{dist} {installed[dist]} (calibrated with {version})"
+              for dist, version in load_calibration().get("tools", {}).items()
+              if installed.get(dist, "missing") not in (version, "missing")]
+    if not differ:
+        return ""
+    return ("; other tools than the calibration's: " + ", ".join(differ)
+            + " -- estimates may be off; the spikeforge repository's constraints.txt pins the calibrated ones")
 
 
 def logic_model(family: str, calibration: dict | None = None) -> LogicModel:
@@ -395,6 +468,17 @@ def logic_model(family: str, calibration: dict | None = None) -> LogicModel:
         samples = [s for s in calibration.get("samples", []) if s.get("family") == family]
         source = f"{len(samples)} given calibration build(s)"
     samples = [s for s in samples if _sample_top(s) is not None]
+    key = json.dumps([family, source, [_sample_key(s) for s in samples]])
+    if key not in _model_cache:
+        _model_cache[key] = _fit(family, samples, source)
+    return _model_cache[key]
+
+
+#: fitted models by their samples: an explore sweep or a choose_core loop estimates many configs
+_model_cache: dict[str, LogicModel] = {}
+
+
+def _fit(family: str, samples: list[dict], source: str) -> LogicModel:
     prior = np.array([PRIOR[family][f] for f in FEATURES])
     if not samples:
         return LogicModel(family, dict(PRIOR[family]), 0, source)
@@ -427,6 +511,21 @@ def cross_validate(family: str, calibration: dict | None = None) -> list[dict]:
         rows.append({"config": s["config"], "top": _sample_top(s), "measured": s["luts"], "predicted": predicted,
                      "error": (predicted - s["luts"]) / s["luts"]})
     return rows
+
+
+def calibration_builds(calibration: dict | None = None) -> list[tuple[str, str, dict]]:
+    """(board, top, config) of every runtime build in the calibration, once each: what to rebuild
+    after a hardware or tool change (``benchmarks/bench_boards.py --rebuild-calibration``). ``top`` is
+    the runtime top's name for ``boards.top.design_factory`` (link, bridge, interim). Standalone builds
+    are left out: they are made from a network's ROM (``spikeforge compile --standalone``)."""
+    calibration = load_calibration() if calibration is None else calibration
+    builds = {}
+    for s in calibration.get("samples", []):
+        top = _sample_top(s)
+        if top in (None, "standalone"):
+            continue
+        builds.setdefault(json.dumps([s["board"], top, s["config"]], sort_keys=True), (s["board"], top, s["config"]))
+    return list(builds.values())
 
 
 def error_summary(rows: list[dict]) -> dict:

