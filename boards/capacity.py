@@ -443,8 +443,9 @@ def calibration_samples(family: str) -> tuple[list[dict], str]:
 
 @functools.lru_cache(maxsize=1)
 def tools_note() -> str:
-    """"" when the installed tools are the calibration's; otherwise which differ and how to get them:
-    the calibration's cell counts come from its Yosys and nextpnr (constraints.txt pins them)."""
+    """What to add to the model's source line when the installed tools are not the calibration's
+    (its cell counts come from its Yosys and nextpnr; constraints.txt pins them): which differ and
+    where the pins are. Empty when they agree."""
     from spikeforge.boards.toolchain import tool_versions
 
     installed = tool_versions()
