@@ -49,6 +49,42 @@ class SpiNNakerUnsupported(ValueError):
     """The Network uses a feature sPyNNaker's IF_curr_exp cannot express."""
 
 
+#: sPyNNaker writes every IF_curr_exp parameter as S1615: a signed 32-bit integer scaled by 2^15.
+S1615_MAX = (2**31 - 1) / 2**15
+S1615_MIN = -(2**31) / 2**15
+IF_CURR_EXP_PARAMETERS = ("tau_m", "cm", "v_rest", "v_reset", "v_thresh", "tau_syn_E", "tau_syn_I",
+                          "tau_refrac", "i_offset")
+#: Time constants, where "longer than S1615 holds" has one meaning: (almost) no decay.
+TIME_CONSTANTS = ("tau_m", "tau_syn_E", "tau_syn_I")
+
+
+def spinnaker_parameters(pop, dt: float) -> tuple[dict, list[str]]:
+    """``pop``'s IF_curr_exp parameters as sPyNNaker can hold them, and a note for each one changed.
+
+    A time constant longer than S1615's largest value (spikeforge and its NIR reader write "no leak"
+    as 1e9 ms) becomes that value, about 65,536 ms: the decay per step is then exp(-dt/65,536 ms)
+    instead of about 1, a relative change of dt/65,536 per step (1.5e-5 at 1 ms), or v and the currents
+    decay to 1/e in 65.5 s instead of never. Any other parameter outside S1615's range has no such
+    reading and raises SpiNNakerUnsupported naming it."""
+    p = pop.params
+    params, notes = {}, []
+    for name in IF_CURR_EXP_PARAMETERS:
+        value = np.asarray(getattr(p, name), dtype=float)
+        if np.any(value > S1615_MAX) or np.any(value < S1615_MIN):
+            if name not in TIME_CONSTANTS or np.any(value < 0):
+                raise SpiNNakerUnsupported(
+                    f"population {pop.label!r}: {name} = {float(np.max(np.abs(value))):g} is outside the range "
+                    f"sPyNNaker stores its parameters in (S1615: {S1615_MIN:g} .. {S1615_MAX:.5g}). "
+                    "Fix: rescale the population's units, or run this network on spikeforge's backends")
+            clipped = int(np.sum(value > S1615_MAX)) if value.ndim else pop.size
+            value = np.minimum(value, S1615_MAX)
+            notes.append(f"population {pop.label!r}: {name} longer than sPyNNaker holds on {clipped} of "
+                         f"{pop.size} neuron(s) -> {S1615_MAX:.0f} ms (decay per step exp(-{dt:g}/{S1615_MAX:.0f}) "
+                         f"= {np.exp(-dt / S1615_MAX):.7f} instead of ~1)")
+        params[name] = value.tolist() if value.ndim else float(value)
+    return params, notes
+
+
 @dataclass
 class Placement:
     x: int
@@ -116,6 +152,7 @@ class SpiNNakerRun:
     routing_table_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
     weights: list[WeightComparison] = field(default_factory=list)
     golden_note: str | None = None
+    parameter_notes: list[str] = field(default_factory=list)   # parameters changed to fit sPyNNaker's S1615
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +164,7 @@ class SpiNNakerRun:
             "routing_table_entries": {f"{x},{y}": n for (x, y), n in sorted(self.routing_table_sizes.items())},
             "weights": [w.as_row() for w in self.weights],
             "golden_note": self.golden_note,
+            "parameter_notes": list(self.parameter_notes),
         }
 
     def print_report(self, console=None) -> None:
@@ -166,6 +204,8 @@ class SpiNNakerRun:
                       "non-zero weights sPyNNaker rounded to 0")
         if self.golden_note:
             console.print(f"spikeforge golden column: {self.golden_note}")
+        for note in self.parameter_notes:
+            console.print(f"[bold yellow]parameter:[/] {note}")
         if self.virtual:
             console.print(f"[bold yellow]note:[/] {VIRTUAL_NOTE}")
 
@@ -195,18 +235,18 @@ def _synapse_rows(proj, pre_size: int, post_size: int) -> np.ndarray:
     return np.column_stack([i, j, w[i, j], d[i, j]]).astype(float).reshape(-1, 4)
 
 
-def _build(sim, network: Network, steps: int, seed, record):
-    """Create the sPyNNaker populations and projections; return (populations, projections, rows)."""
+def _build(sim, network: Network, steps: int, seed, record, parameters: dict | None = None):
+    """Create the sPyNNaker populations and projections; return (populations, projections, rows).
+    ``parameters``: each population's IF_curr_exp parameters (``spinnaker_parameters``; by default
+    computed here)."""
+    if parameters is None:
+        parameters = {pop.label: spinnaker_parameters(pop, network.dt)[0] for pop in network.populations}
     rasters = network_input_rasters(network, steps, seed)
     pops = {}
     for pop in network.populations:
         p = pop.params
-        params = {name: (np.asarray(getattr(p, name), dtype=float).tolist()
-                         if np.ndim(getattr(p, name)) else float(getattr(p, name)))
-                  for name in ("tau_m", "cm", "v_rest", "v_reset", "v_thresh", "tau_syn_E", "tau_syn_I",
-                               "tau_refrac", "i_offset")}
         v_init = pop.v_init if pop.v_init is not None else p.v_rest
-        cells = sim.Population(pop.size, sim.IF_curr_exp(**params), label=pop.label)
+        cells = sim.Population(pop.size, sim.IF_curr_exp(**parameters[pop.label]), label=pop.label)
         cells.initialize(v=np.asarray(v_init, dtype=float).tolist() if np.ndim(v_init) else float(v_init))
         cells.record(["spikes", *record])
         pops[pop.label] = cells
@@ -325,12 +365,16 @@ def run_on_spinnaker(network: Network, steps: int, target: SpiNNakerTarget, *, s
         raise RuntimeError(
             f"the SpiNNaker backend needs sPyNNaker ({exc}); install it with "
             "pip install 'spikeforge[spinnaker]' (pynn 0.13 and spynnaker 1!7.4.1)") from exc
+    parameters, parameter_notes = {}, []
+    for pop in network.populations:
+        parameters[pop.label], notes = spinnaker_parameters(pop, network.dt)
+        parameter_notes += notes
     golden, golden_note = _golden_weights(network)
     sizes = {o.label: o.size for o in [*network.populations, *network.sources]}
     with spinnaker_session(target, run_root) as folder, _quiet(folder / "spinnaker.log"):
         sim.setup(timestep=network.dt)
         try:
-            pops, projs, rows = _build(sim, network, steps, seed, record)
+            pops, projs, rows = _build(sim, network, steps, seed, record, parameters)
             sim.run(steps * network.dt)
             placements, keys, table_sizes = _mapping_report(SpynnakerDataView)
             machine = str(SpynnakerDataView.get_machine_version().name)
@@ -372,4 +416,5 @@ def run_on_spinnaker(network: Network, steps: int, target: SpiNNakerTarget, *, s
                        meta={"virtual": target.virtual, "seed": seed, "target": target.description})
     return SpiNNakerRun(result=result, target=target.description, virtual=target.virtual, machine=machine,
                         run_dir=folder, report_dir=report_dir, placements=placements, routing_keys=keys,
-                        routing_table_sizes=table_sizes, weights=weights, golden_note=golden_note)
+                        routing_table_sizes=table_sizes, weights=weights, golden_note=golden_note,
+                        parameter_notes=parameter_notes)

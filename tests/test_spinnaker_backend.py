@@ -14,7 +14,7 @@ import pytest
 from spikeforge.compiler.network import (
     STDP, LIFParameters, Network, PoissonSource, Population, Projection, SpikeSource,
 )
-from spikeforge.host.spinnaker import SpiNNakerUnsupported, _build
+from spikeforge.host.spinnaker import S1615_MAX, SpiNNakerUnsupported, _build
 from spikeforge.host.spinnaker_config import SpiNNakerConfigError, config_text, resolve_target
 from spikeforge.sim.backends import simulate
 
@@ -167,6 +167,41 @@ def test_features_spynnaker_cannot_express_are_refused_before_it_starts(tmp_path
     with pytest.raises(SpiNNakerUnsupported, match="population 'inh': reset"):
         simulate(net, 10, backend="spinnaker", virtual=True, run_root=tmp_path)
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_a_parameter_outside_spynnakers_fixed_point_is_refused_by_name(tmp_path):
+    net = small_network()
+    net.population("inh").params.v_thresh = 1e6
+    with pytest.raises(SpiNNakerUnsupported, match="population 'inh': v_thresh = 1e.06 is outside .*S1615"):
+        simulate(net, 10, backend="spinnaker", virtual=True, run_root=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_no_leak_becomes_the_longest_time_constant_spynnaker_holds_and_says_so(tmp_path):
+    """spikeforge writes "no leak" as tau = 1e9 ms (the blimp's integrators, NIR's IF neurons); S1615
+    holds at most ~65,536: the network still maps, with that time constant and a note."""
+    net = small_network()
+    net.population("inh").params.tau_m = 1e9
+    fake = _Recorder()
+    _build(fake, net, 10, seed=None, record=())
+    taus = [c[2]["tau_m"] for c in fake.calls if c[0] == "IF_curr_exp"]
+    assert taus == [15.0, S1615_MAX]
+    result = simulate(net, 10, backend="spinnaker", virtual=True, run_root=tmp_path, report=False)
+    notes = result.meta["spinnaker"]["parameter_notes"]
+    assert len(notes) == 1 and "population 'inh': tau_m" in notes[0] and "4 of 4" in notes[0]
+
+
+def test_the_blimp_controller_maps_onto_a_virtual_spinnaker(tmp_path):
+    """`spikeforge demo blimp --backend spinnaker`: the shipped controller's network (integrator
+    encoders with no leak) is placed and routed."""
+    from spikeforge.demos.blimp import snn
+    from spikeforge.demos.blimp.cli import CONTROLLER_FILE
+
+    net = snn.network(snn.Controller.load(CONTROLLER_FILE), analog_inputs=False, reset="to_v_reset")
+    result = simulate(net, 10, backend="spinnaker", virtual=True, run_root=tmp_path, report=False)
+    info = result.meta["spinnaker"]
+    assert {p["label"].split("(")[0] for p in info["placements"]} >= {pop.label for pop in net.populations}
+    assert any("'i_encoders': tau_m" in note for note in info["parameter_notes"])
 
 
 class _Recorder:

@@ -92,13 +92,17 @@ def blimp_command(
             failed = True
     if backend == "spinnaker":
         m["spinnaker"] = _spinnaker_mapping(controller, console)
+        failed = failed or not m["spinnaker"]["mapped"]
     m["backend"] = backend
     m["wall_seconds"] = time.perf_counter() - t0
     paths = write_outputs(ev, controller, out, history)
     _print_table(console, m)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
     if failed:
-        console.print("[red]the RTL closed loop did not match the golden model[/red] (metrics.json: rtl)")
+        if "rtl" in m:
+            console.print("[red]the RTL closed loop did not match the golden model[/red] (metrics.json: rtl)")
+        else:
+            console.print("[red]the SpiNNaker mapping failed[/red] (metrics.json: spinnaker)")
         raise typer.Exit(1)
 
 
@@ -193,7 +197,8 @@ def _spinnaker_mapping(controller, console: Console) -> dict:
         console.print(f"[red]SpiNNaker mapping failed:[/red] {exc}")
         return {"mapped": False, "error": str(exc)}
     info = res.meta.get("spinnaker", {})
-    return {"mapped": True, "virtual": True, **{k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))}}
+    return {"mapped": True, "virtual": True, "parameter_notes": info.get("parameter_notes", []),
+            **{k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))}}
 
 
 def _print_table(console: Console, m: dict) -> None:
