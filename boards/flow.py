@@ -194,14 +194,20 @@ def given_core(compiled: CompiledNetwork, board: Board, options: BoardOptions) -
     if options.standalone:
         raise ValueError("a network compiled by the caller builds a runtime-loaded bitstream only: "
                          "--standalone needs the flow to choose the core beside its boot ROM")
-    top, note = options.top, ""
-    est = estimate(compiled.config, board, top=top_path("link" if top == "auto" else top))
-    if top == "auto":
-        top = "link" if est.fits else "bridge"
-        if top == "bridge":
-            note = bridge_note(board)
-            est = estimate(compiled.config, board, top=top_path(top))
+    top, est = runtime_top(compiled.config, board, options.top)
+    note = bridge_note(board) if options.top == "auto" and top == "bridge" else ""
     return CoreChoice(compiled, est, [est], top=top, top_note=note)
+
+
+def runtime_top(config: CoreConfig, board: Board, top: str, exact: bool = True) -> tuple[str, Estimate]:
+    """The runtime top level a given core gets on ``board`` and its estimate: ``top`` itself, or for
+    ``auto`` the protocol link if the estimate says it fits beside the core, else the bus bridge."""
+    est = estimate(config, board, exact=exact, top=top_path("link" if top == "auto" else top))
+    if top != "auto":
+        return top, est
+    if est.fits:
+        return "link", est
+    return "bridge", estimate(config, board, exact=exact, top=top_path("bridge"))
 
 
 def smallest_link_estimate(board: Board, top: str) -> Estimate:

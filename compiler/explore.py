@@ -180,23 +180,26 @@ def _cell(value):
 
 
 # ---- resources -----------------------------------------------------------------------------------
-def cached_build(config: CoreConfig, board) -> dict | None:
-    """A runtime build of exactly ``config`` for ``board`` of this hardware version already in the
-    bitstream cache (what an earlier ``spikeforge compile`` or ``--build`` placed and routed)."""
+def cached_build(config: CoreConfig, board, top: str) -> dict | None:
+    """A runtime build of exactly one core of ``config`` with the top level ``top`` (link, bridge,
+    interim) for ``board``, of this hardware version, already in the bitstream cache (what an earlier
+    ``spikeforge compile`` or ``--build`` placed and routed)."""
     from spikeforge.boards.build import BuildResult, bitstream_cache_root
+    from spikeforge.boards.flow import top_path
     from spikeforge.boards.report import resources_from_build
     from spikeforge.boards.toolchain import design_fingerprint
 
     root = bitstream_cache_root()
     if not root.is_dir():
         return None
-    want = config.to_dict()
+    want, want_top = config.to_dict(), top_path(top)
     fingerprint = design_fingerprint()
     for design_file in sorted(root.glob("*/design.json")):
         try:
             design = json.loads(design_file.read_text())
             if (design.get("board") != board.name or design.get("mode") != "runtime"
-                    or design.get("fingerprint") != fingerprint or design.get("config") != want):
+                    or design.get("fingerprint") != fingerprint or design.get("config") != want
+                    or design.get("top") != want_top or design.get("cores", 1) != 1):
                 continue
             result = BuildResult.from_json(json.loads((design_file.parent / "result.json").read_text()))
         except (OSError, ValueError, KeyError, TypeError):
@@ -271,31 +274,25 @@ class Explorer:
         return {"cycles_mean": sum(act.cycles) / len(act.cycles), "cycles_max": max(act.cycles)}
 
     def _resources(self, compiled: CompiledNetwork) -> dict:
-        from spikeforge.boards.capacity import estimate
-        from spikeforge.boards.flow import top_path
+        from spikeforge.boards.flow import runtime_top
 
         config = compiled.config
         out: dict = {}
-        primary = None
+        primary = primary_top = None
         for board in self.boards:
             # the chosen board: Yosys' count of its memories (every point alike, so the column compares);
-            # the others: the placement rules, enough to say whether the core fits them
+            # the others: the placement rules, enough to say whether the core fits them. The top level
+            # as `spikeforge compile` picks it (auto: the link if it fits, else the bus bridge).
             exact = board is self.board and self.options.census and board.open_toolchain
-            if self.options.top == "auto":  # as `spikeforge compile`: the link if it fits, else the bus bridge
-                est = estimate(config, board, exact=exact, top=top_path("link"))
-                if not est.fits:
-                    bridged = estimate(config, board, exact=exact, top=top_path("bridge"))
-                    est = bridged if bridged.fits else est
-            else:
-                est = estimate(config, board, exact=exact, top=top_path(self.options.top))
+            top, est = runtime_top(config, board, self.options.top, exact=exact)
             out[f"fits_{board.name}"] = est.fits
             if board is self.board:
-                primary = est
+                primary, primary_top = est, top
         out["over_limits"] = "; ".join(f"{l.name} {l.needed:g} > {l.available:g}" for l in primary.failed)
         out.update(luts=primary.luts, bram=primary.bram_tiles, dsp=primary.dsps,
                    spram=primary.spram_tiles if self.board.family == "ice40" else None,
                    resources_source="estimate", fmax_source="", clock_mhz=self.board.default_clock_hz / 1e6)
-        measured = self._build(compiled) if self.options.build else cached_build(config, self.board)
+        measured = self._build(compiled) if self.options.build else cached_build(config, self.board, primary_top)
         if measured is not None:
             if "error" in measured:
                 out["status"] = measured["error"]

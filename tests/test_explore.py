@@ -246,7 +246,10 @@ def test_build_sweeps_only_what_the_board_flow_chooses(tmp_path):
 
 
 def test_a_cached_build_of_the_same_core_is_reported_as_measured(tmp_path, monkeypatch):
-    """A build of exactly the point's core in the bitstream cache turns its numbers into measurements."""
+    """A build of exactly the point's core, with the top level the point gets, in the bitstream cache
+    turns its numbers into measurements; builds of the same core with another top, or of several
+    cores, are not that point."""
+    from spikeforge.boards.flow import top_path
     from spikeforge.boards.toolchain import design_fingerprint
     from spikeforge.compiler.explore_quality import SpikeAgreement
 
@@ -254,17 +257,24 @@ def test_a_cached_build_of_the_same_core_is_reported_as_measured(tmp_path, monke
     monkeypatch.setenv("SPIKEFORGE_BITSTREAM_CACHE", str(cache))
     task = SpikeAgreement(steps=FAST["steps"])
     config = task.compile(small_network(), {"weight_bits": 8}).config
-    entry = cache / "0123456789abcdef0123"
-    entry.mkdir(parents=True)
-    (entry / "design.json").write_text(json.dumps({"board": "icebreaker", "mode": "runtime", "config": config.to_dict(),
-                                                   "fingerprint": design_fingerprint(), "top": "x"}))
-    (entry / "result.json").write_text(json.dumps({
-        "key": "0123456789abcdef0123", "directory": str(entry), "board": "icebreaker",
-        "bitstream": str(entry / "top.bin"), "verilog": str(entry / "top.v"), "logs": {},
-        "utilisation": {"ICESTORM_LC": [3210, 5280], "ICESTORM_RAM": [17, 30], "ICESTORM_SPRAM": [0, 4],
-                        "ICESTORM_DSP": [5, 8]},
-        "cells": {"SB_DFFE": 1500}, "clocks": [{"name": "sync", "fmax_mhz": 27.5, "target_mhz": 24.0, "passed": True}],
-        "seconds": {}, "cached": False, "extra": {}}))
+
+    def cached(key: str, top: str, luts: int, **design):
+        entry = cache / key
+        entry.mkdir(parents=True)
+        (entry / "design.json").write_text(json.dumps({"board": "icebreaker", "mode": "runtime",
+                                                       "config": config.to_dict(), "fingerprint": design_fingerprint(),
+                                                       "top": top_path(top), **design}))
+        (entry / "result.json").write_text(json.dumps({
+            "key": key, "directory": str(entry), "board": "icebreaker",
+            "bitstream": str(entry / "top.bin"), "verilog": str(entry / "top.v"), "logs": {},
+            "utilisation": {"ICESTORM_LC": [luts, 5280], "ICESTORM_RAM": [17, 30], "ICESTORM_SPRAM": [0, 4],
+                            "ICESTORM_DSP": [5, 8]},
+            "cells": {"SB_DFFE": 1500}, "clocks": [{"name": "sync", "fmax_mhz": 27.5, "target_mhz": 24.0, "passed": True}],
+            "seconds": {}, "cached": False, "extra": {}}))
+
+    cached("0" * 20, "bridge", 3210)              # the iCEBreaker's top for this core (auto: the link does not fit)
+    cached("1" * 20, "interim", 3100)
+    cached("2" * 20, "bridge", 4900, cores=2)     # two cores of it: not this point
     res = explore(small_network(), parse_sweep("weight_bits=8,6"), tmp_path / "out", ExploreOptions(**FAST), task=task)
     hit, miss = res.rows
     assert hit["resources_source"] == "measured (cached build)" and hit["fmax_source"] == "measured (cached build)"
@@ -273,6 +283,9 @@ def test_a_cached_build_of_the_same_core_is_reported_as_measured(tmp_path, monke
     assert miss["resources_source"] == "estimate" and miss["fmax_mhz"] is None
     md = (tmp_path / "out" / "explore.md").read_text()
     assert "| 3,210 |" in md and "~3,210" not in md
+    interim = explore(small_network(), parse_sweep("weight_bits=8"), tmp_path / "interim",
+                      ExploreOptions(**FAST, top="interim"), task=task)
+    assert interim.rows[0]["luts"] == 3100
 
 
 # ---- the command ---------------------------------------------------------------------------------------
