@@ -60,11 +60,16 @@ def _pynn_as_spikeforge():
         if parent and parent in sys.modules:
             parents[(parent, child)] = getattr(sys.modules[parent], child, None)
             setattr(sys.modules[parent], child, sf)
+    # the script gets a simulator state of its own: a capture may happen while a spikeforge.pynn
+    # simulation runs in this process (a board opened from inside a script compiles its network),
+    # and the script's setup() must not reset that simulation
+    outer = simulator.state
+    simulator.state = simulator.State()
     simulator.state.forced_capture = True
     try:
         yield
     finally:
-        simulator.state.forced_capture = False
+        simulator.state = outer
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)

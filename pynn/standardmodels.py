@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyNN.standardmodels import build_translations, cells, synapses
 
 from spikeforge.pynn.errors import SUPPORTED_CELLS, SUPPORTED_SYNAPSES, UnsupportedFeatureError
-from spikeforge.pynn.simulator import state
+from spikeforge.pynn import simulator
 
 
 def _identity(*names):
@@ -112,8 +112,8 @@ class _MinDelay:
     parameter_checks = {"weight": check_weight_signs}
 
     def _get_minimum_delay(self):
-        d = state.min_delay
-        return state.dt if d == "auto" else d
+        d = simulator.state.min_delay
+        return simulator.state.dt if d == "auto" else d
 
 
 class StaticSynapse(_MinDelay, synapses.StaticSynapse):

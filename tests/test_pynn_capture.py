@@ -64,3 +64,34 @@ def test_scripts_that_never_run_or_exit_early_are_explained(tmp_path):
     early.write_text("import sys\nsys.exit(3)\n")
     with pytest.raises(LoadError, match="exited \\(code 3\\) before its first run"):
         load_any(early)
+
+
+def test_a_capture_inside_a_running_simulation_leaves_it_alone(tmp_path):
+    """A board opened from inside a PyNN script (``virtual://?network=script.py``) captures a script
+    while the outer spikeforge.pynn simulation runs: the capture must not reset the outer one."""
+    import spikeforge.pynn as sim
+
+    script = tmp_path / "nest_model.py"
+    script.write_text(NEST_SCRIPT)
+
+    def experiment(capture_between: bool):
+        sim.setup(timestep=1.0)
+        stim = sim.Population(2, sim.SpikeSourceArray(spike_times=[[2.0, 9.0], [4.0]]), label="stim")
+        cells = sim.Population(3, sim.IF_curr_exp(tau_m=15.0), label="cells")
+        sim.Projection(stim, cells, sim.AllToAllConnector(), sim.StaticSynapse(weight=2.0, delay=1.0))
+        cells.record("spikes")
+        sim.run(20.0)
+        if capture_between:
+            assert capture_pynn_script(script).network.dt == 0.5
+        sim.run(20.0)
+        trains = [np.asarray(st.magnitude) for st in cells.get_data("spikes").segments[-1].spiketrains]
+        t = sim.get_current_time()
+        sim.end()
+        return trains, t
+
+    plain, t_plain = experiment(False)
+    nested, t_nested = experiment(True)
+    assert t_nested == t_plain == 40.0
+    assert sum(len(s) for s in plain) > 0
+    for a, b in zip(plain, nested, strict=True):
+        np.testing.assert_array_equal(a, b)
