@@ -195,6 +195,17 @@ def read_weights(
 
 
 # ---- emulate -------------------------------------------------------------------------------------
+def _blimp_core():
+    from spikeforge.demos.blimp.cli import CONTROLLER_FILE
+    from spikeforge.demos.blimp.snn import Controller
+
+    return Controller.load(CONTROLLER_FILE).config()
+
+
+#: `board emulate --network NAME`: the core a demo loads onto a board (`demo blimp --port`)
+DEMO_CORES = {"blimp": _blimp_core}
+
+
 @board_app.command("emulate")
 def emulate(
     cores: Optional[int] = typer.Option(None, "--cores", "-k", min=1, help="Number of cores (default: 1, or one "
@@ -202,7 +213,8 @@ def emulate(
     config: Optional[Path] = typer.Option(None, "--config", help="JSON/YAML file: CoreConfig fields, or a list of "
                                                                  "them (one per core)."),
     network: Optional[Path] = typer.Option(None, "--network", help="Give the cores the CoreConfig this network "
-                                                                   "compiles to."),
+                                                                   "compiles to, or 'blimp': the core of the blimp "
+                                                                   "demo's controller (for demo blimp --port)."),
     baud: int = typer.Option(1_000_000, "--baud", help="Baud rate the board reports (and paces at, with --pace)."),
     pace: bool = typer.Option(False, "--pace/--no-pace", help="Deliver bytes no faster than a UART at --baud."),
     slots: int = typer.Option(64, "--slots", min=1, max=65535, help="Steps of input buffered ahead / spikes kept."),
@@ -224,6 +236,10 @@ def emulate(
 
     try:
         faults = LinkFaults(drop, corrupt, seed) if (drop or corrupt) else None
+        if network is not None and str(network) in DEMO_CORES and not network.exists():
+            if config is not None:
+                raise EmulatorError("give --config or --network, not both")
+            config, network = DEMO_CORES[str(network)](), None
         options = dict(cores=cores, config=config, network=network, slots=slots, baud=baud)
         if rtl:
             if device != "golden":

@@ -37,12 +37,14 @@ class EmulatorError(ValueError):
 
 def board_configs(cores: int | None = None, config: Path | str | None = None,
                   network: Path | str | None = None) -> list[CoreConfig]:
-    """The CoreConfig of each core: from a JSON/YAML file (one mapping of CoreConfig fields, or a list
-    of them, one per core), from a network file (the config it compiles to), or the default config;
-    ``cores`` repeats a single config K times."""
+    """The CoreConfig of each core: given (a CoreConfig or a list of them), from a JSON/YAML file (one
+    mapping of CoreConfig fields, or a list of them, one per core), from a network file (the config it
+    compiles to), or the default config; ``cores`` repeats a single config K times."""
     if config is not None and network is not None:
         raise EmulatorError("give --config or --network, not both")
-    if config is not None:
+    if isinstance(config, CoreConfig) or (isinstance(config, list) and all(isinstance(c, CoreConfig) for c in config)):
+        configs = [config] if isinstance(config, CoreConfig) else list(config)
+    elif config is not None:
         import yaml
 
         path = Path(config)
@@ -63,12 +65,12 @@ def board_configs(cores: int | None = None, config: Path | str | None = None,
                 raise EmulatorError(f"{path}: core {k}: {exc}") from None
     elif network is not None:
         from spikeforge.compiler import compile as compile_network
-        from spikeforge.compiler.netfile import load_network
+        from spikeforge.compiler.loaders import load_any
 
         path = Path(network)
         if not path.exists():
             raise EmulatorError(f"{path}: no such network file")
-        configs = [compile_network(load_network(path), warn=False).config]
+        configs = [compile_network(load_any(path), warn=False).config]   # .yaml/.json, a PyNN script, .nir
     else:
         configs = [CoreConfig()]
     if cores is not None:

@@ -97,6 +97,22 @@ def test_emulate_prints_its_port_first_and_serves_the_cli(tmp_path):
     assert proc.returncode == 0
 
 
+def test_emulate_serves_the_blimp_controllers_core(monkeypatch):
+    """`board emulate --network blimp`: the core `demo blimp --port` loads (docs/blimp.md)."""
+    from spikeforge.demos.blimp.cli import CONTROLLER_FILE
+    from spikeforge.demos.blimp.snn import Controller
+    from spikeforge.host import emulator
+
+    served = {}
+    monkeypatch.setattr(emulator, "emulate", lambda device, **options: served.update(
+        configs=emulator.board_configs(options["cores"], options["config"], options["network"])))
+    result = runner.invoke(board_app, ["emulate", "--network", "blimp"])
+    assert result.exit_code == 0, result.output
+    assert served["configs"] == [Controller.load(CONTROLLER_FILE).config()]
+    result = runner.invoke(board_app, ["emulate", "--network", "blimp", "--config", "x.json"])
+    assert result.exit_code == 2 and "not both" in result.output
+
+
 def test_emulate_refuses_bad_options(tmp_path):
     result = runner.invoke(board_app, ["emulate", "--config", str(tmp_path / "none.json")])
     assert result.exit_code == 2 and "no such config file" in result.output
