@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,14 +128,13 @@ def core_memories(config: CoreConfig) -> list[CoreMemory]:
     found = _stored_memories(config)
     if found is None:
         from spikeforge.boards.toolchain import design_fingerprint
+        from spikeforge.file_lock import atomic_write
 
         found = elaborated_memories(config)
         store = _memory_store(design_fingerprint())
         try:
-            store.mkdir(parents=True, exist_ok=True)
-            part = store / f".{memory_key(config)}.{os.getpid()}.tmp"
-            part.write_text(json.dumps([[m.name, m.depth, m.width] for m in found]))
-            part.replace(store / f"{memory_key(config)}.json")   # atomic: parallel test workers share it
+            store.mkdir(parents=True, exist_ok=True)   # parallel test workers share the store
+            atomic_write(store / f"{memory_key(config)}.json", json.dumps([[m.name, m.depth, m.width] for m in found]))
         except OSError:
             pass   # a read-only cache only costs the elaboration next time
     _memory_cache[config] = found

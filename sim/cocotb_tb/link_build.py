@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 from spikeforge.core.config import CoreConfig
-from spikeforge.file_lock import locked
+from spikeforge.file_lock import atomic_write, locked
 from spikeforge.sim.cocotb_tb.runner import (
-    RtlRunError, _atomic_write, _runner, _tail, _verilator_make_fix, cache_root, design_fingerprint,
+    RtlRunError, _runner, _tail, _verilator_make_fix, cache_root, design_fingerprint,
     icarus_compatible, simulator_available,
 )
 
@@ -86,7 +86,7 @@ def build_link(configs: Sequence[CoreConfig], *, divisor: int = 4, slots: int = 
                 # SystemVerilog always_comb (-g2012) made Icarus stall; not solved yet.
                 text, _ = icarus_compatible(text)
             build_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(verilog, text)
+            atomic_write(verilog, text)
             log = build_dir / "build.log"
             try:
                 with _verilator_make_fix(simulator):

