@@ -406,14 +406,22 @@ def cached_samples(cache_root: Path | None = None) -> list[dict]:
     # result.json: finished builds; failed.json: builds nextpnr could not place (their size counts too)
     for result in sorted(list(root.glob("*/result.json")) + list(root.glob("*/failed.json"))):
         try:
-            design = json.loads((result.parent / "design.json").read_text())
-            util = json.loads(result.read_text())["utilisation"]
+            stamp = result.stat().st_mtime_ns
+            if _build_samples.get(result, (None,))[0] != stamp:
+                design = json.loads((result.parent / "design.json").read_text())
+                util = json.loads(result.read_text())["utilisation"]
+                _build_samples[result] = (stamp, sample_from_build(design, util))
         except (OSError, ValueError, KeyError):
             continue
-        sample = sample_from_build(design, util)
+        sample = _build_samples[result][1]
         if sample and sample["fingerprint"] == fingerprint:
             out.append(sample)
     return out
+
+
+#: each cached build's sample (or None), by its result file, with that file's mtime: every estimate
+#: collects the cache's builds, and an explore sweep or a choose_core loop makes many estimates
+_build_samples: dict[Path, tuple[int, dict | None]] = {}
 
 
 def _sample_key(sample: dict) -> str:
